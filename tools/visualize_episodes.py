@@ -1,0 +1,95 @@
+"""Draw a few test episodes of a trained one-shot detector: each target image
+with its detections, the ground truth of the episode class and the query
+thumbnail in a corner, tiled into one PNG.
+
+    python tools/visualize_episodes.py CONFIG CHECKPOINT --out result.png \
+        [--num 8] [--ncols 4] [--score-thr 0.3] [--run 0] [--device cpu]
+
+Episodes are taken one per class (in class order) from the config's test set,
+so the picture shows as many different query classes as possible.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import cv2  # noqa: E402
+import mmcv  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmdet.apis import init_detector  # noqa: E402
+from mmdet.registry import DATASETS  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+import oneshot  # noqa: E402,F401
+from oneshot.visualization import draw_oneshot_result, make_result_grid  # noqa: E402,E501
+
+
+def pick_episodes(dataset, num: int) -> list:
+    """Indices of up to ``num`` test episodes, one per class first."""
+    by_class: dict = {}
+    for i in range(len(dataset)):
+        label = dataset.get_data_info(i)['episode_label']
+        by_class.setdefault(label, []).append(i)
+    picks, rank = [], 0
+    while len(picks) < num and any(rank < len(v) for v in by_class.values()):
+        for label in sorted(by_class):
+            if rank < len(by_class[label]) and len(picks) < num:
+                picks.append(by_class[label][rank])
+        rank += 1
+    return picks
+
+
+def query_thumbnail(query: torch.Tensor) -> np.ndarray:
+    """(3, S, S) uint8 tensor, BGR as loaded -> (S, S, 3) uint8 array."""
+    return np.ascontiguousarray(query.permute(1, 2, 0).cpu().numpy())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='output PNG path')
+    parser.add_argument('--num', type=int, default=8)
+    parser.add_argument('--ncols', type=int, default=4)
+    parser.add_argument('--score-thr', type=float, default=0.3)
+    parser.add_argument('--run', type=int, default=0, help='query draw')
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args()
+
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    dataset.set_run(args.run)
+    model = init_detector(cfg, args.checkpoint, device=args.device)
+
+    tiles = []
+    for idx in pick_episodes(dataset, args.num):
+        data = dataset[idx]
+        with torch.no_grad():
+            pred = model.test_step(pseudo_collate([data]))[0]
+        info = dataset.get_data_info(idx)
+        target = mmcv.imread(info['img_path'], channel_order='bgr')
+        gt = np.array([i['bbox'] for i in info['instances']
+                       if not i.get('ignore_flag', 0)], dtype=np.float32)
+        inst = pred.pred_instances
+        tiles.append(draw_oneshot_result(
+            target, [query_thumbnail(q) for q in data['inputs']['query']],
+            inst.bboxes.cpu().numpy(), inst.scores.cpu().numpy(),
+            gt_bboxes=gt.reshape(-1, 4),
+            class_name=dataset.metainfo['classes'][info['episode_label']],
+            score_thr=args.score_thr))
+    if not tiles:
+        raise RuntimeError(f'The test set of {args.config} has no episodes.')
+    grid = make_result_grid(tiles, args.ncols)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    cv2.imwrite(args.out, grid)
+    print(f'saved {len(tiles)} episodes to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
