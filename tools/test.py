@@ -15,12 +15,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import oneshot  # noqa: E402,F401
-from oneshot.utils.tools import resolve_work_dir  # noqa: E402
+from oneshot.utils import resolve_work_dir, setup_cpu_distributed  # noqa: E402,E501
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,6 +64,8 @@ def main() -> None:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    if args.launcher == 'pytorch' and not torch.cuda.is_available():
+        setup_cpu_distributed(cfg)  # gloo; mmengine assumes CUDA
     cfg.load_from = args.checkpoint
     if args.runs is not None:
         if args.runs < 1:
