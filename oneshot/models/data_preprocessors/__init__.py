@@ -1,1 +1,3 @@
+from .oneshot_data_preprocessor import OneShotDataPreprocessor
 
+__all__ = ['OneShotDataPreprocessor']

@@ -1,1 +1,3 @@
+from .siamese_two_stage import EpisodeFeats, SiameseTwoStageDetector
 
+__all__ = ['SiameseTwoStageDetector', 'EpisodeFeats']

@@ -1,1 +1,11 @@
+from .cross_attention_matcher import CrossAttentionMatcher
+from .l1_diff_matcher import L1DiffMatcher
+from .matcher_utils import (CrossAttentionLayer, PositionEncoding2D,
+                            check_levels, flatten_positions,
+                            unflatten_positions)
 
+__all__ = [
+    'L1DiffMatcher', 'CrossAttentionMatcher', 'CrossAttentionLayer',
+    'PositionEncoding2D', 'check_levels', 'flatten_positions',
+    'unflatten_positions'
+]
