@@ -1,0 +1,141 @@
+# Siamese Faster R-CNN, ResNet-50-C4 (the CoAE / AIT / CAT detector).
+# conv1-layer3 (stride 16, 1024 channels) is shared by targets and queries;
+# a matcher conditions the target map on the query; the RPN and the RoI head
+# (layer4 as a shared head + global average pooling) are class-agnostic.
+# Settings follow METHODS.md (CoAE/CAT): anchors scales 4,8,16,32 ratios
+# 0.5,1,2; RPN 12000/2000 (train) 6000/300 (test); 128 RoIs/img, 25 %
+# positives; test NMS 0.3, 100 detections. Method configs replace `matcher`.
+#
+# !!! Backbone weights. `torchvision://resnet50` is the full-ImageNet
+# ResNet-50: its training classes overlap COCO's, so unseen-class AP is
+# inflated (METHODS.md §1 "Backbone pre-training"). The papers start from a
+# ResNet-50 trained on ImageNet with COCO-related classes removed (725
+# classes). For comparable numbers, point BOTH `init_cfg.checkpoint` entries
+# below (backbone and roi_head.shared_head) at such a checkpoint, e.g.
+#   model = dict(
+#       backbone=dict(init_cfg=dict(checkpoint='work_dirs/r50_no_coco.pth')),
+#       roi_head=dict(shared_head=dict(
+#           init_cfg=dict(checkpoint='work_dirs/r50_no_coco.pth'))))
+pretrained = 'torchvision://resnet50'
+norm_cfg = dict(type='BN', requires_grad=False)
+model = dict(
+    type='SiameseTwoStageDetector',
+    data_preprocessor=dict(
+        type='OneShotDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=32),
+    backbone=dict(
+        type='ResNet',
+        depth=50,
+        num_stages=3,
+        strides=(1, 2, 2),
+        dilations=(1, 1, 1),
+        out_indices=(2, ),
+        frozen_stages=1,
+        norm_cfg=norm_cfg,
+        norm_eval=True,
+        style='pytorch',
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    # Default matcher: Siamese L1 difference kept at 1024 channels so that
+    # layer4 (the RoI head) receives what it was pre-trained on.
+    matcher=dict(
+        type='L1DiffMatcher', in_channels=1024, out_channels=1024),
+    query_fusion='mean',
+    rpn_head=dict(
+        type='RPNHead',
+        in_channels=1024,
+        feat_channels=1024,
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            scales=[4, 8, 16, 32],
+            ratios=[0.5, 1.0, 2.0],
+            strides=[16]),
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[.0, .0, .0, .0],
+            target_stds=[1.0, 1.0, 1.0, 1.0]),
+        loss_cls=dict(
+            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+    roi_head=dict(
+        type='StandardRoIHead',
+        shared_head=dict(
+            type='ResLayer',
+            depth=50,
+            stage=3,
+            stride=2,
+            dilation=1,
+            style='pytorch',
+            norm_cfg=norm_cfg,
+            norm_eval=True,
+            init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+        bbox_roi_extractor=dict(
+            type='SingleRoIExtractor',
+            roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),
+            out_channels=1024,
+            featmap_strides=[16]),
+        bbox_head=dict(
+            type='BBoxHead',
+            with_avg_pool=True,
+            roi_feat_size=7,
+            in_channels=2048,
+            num_classes=1,
+            bbox_coder=dict(
+                type='DeltaXYWHBBoxCoder',
+                target_means=[0., 0., 0., 0.],
+                target_stds=[0.1, 0.1, 0.2, 0.2]),
+            reg_class_agnostic=True,
+            loss_cls=dict(
+                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
+    train_cfg=dict(
+        rpn=dict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.7,
+                neg_iou_thr=0.3,
+                min_pos_iou=0.3,
+                match_low_quality=True,
+                ignore_iof_thr=-1),
+            sampler=dict(
+                type='RandomSampler',
+                num=256,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=False),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
+        rpn_proposal=dict(
+            nms_pre=12000,
+            max_per_img=2000,
+            nms=dict(type='nms', iou_threshold=0.7),
+            min_bbox_size=0),
+        rcnn=dict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.5,
+                min_pos_iou=0.5,
+                match_low_quality=False,
+                ignore_iof_thr=-1),
+            sampler=dict(
+                type='RandomSampler',
+                num=128,
+                pos_fraction=0.25,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=True),
+            pos_weight=-1,
+            debug=False)),
+    test_cfg=dict(
+        rpn=dict(
+            nms_pre=6000,
+            max_per_img=300,
+            nms=dict(type='nms', iou_threshold=0.7),
+            min_bbox_size=0),
+        rcnn=dict(
+            score_thr=0.05,
+            nms=dict(type='nms', iou_threshold=0.3),
+            max_per_img=100)))
