@@ -333,3 +333,37 @@ def test_r50_method_configs_build_and_run(cfg_name, matcher):
         result, = model(mode='predict', **_batch(model, imgs, queries, samples))
     assert (result.pred_instances.labels == 3).all()
     assert result.pred_instances.bboxes.shape[1] == 4
+
+
+METHOD_CONFIGS = [
+    f'cat/cat_r50-c4_8xb2-12e_{data}.py' for data in (
+        'coco-split1', 'coco-split2', 'coco-split3', 'coco-split4', 'voc')
+] + [
+    'siamese-faster-rcnn/siamese-faster-rcnn_r50-fpn_8xb2-12e_'
+    f'{data}.py' for data in (
+        'coco-split1', 'coco-split2', 'coco-split3', 'coco-split4', 'voc')
+]
+
+
+def _transform(pipeline, name):
+    found = [t for t in pipeline if t['type'] == name]
+    assert len(found) == 1, f'{name} in {pipeline}'
+    return found[0]
+
+
+@pytest.mark.parametrize('cfg_name', METHOD_CONFIGS)
+def test_method_configs_load_with_their_input_sizes(cfg_name):
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, cfg_name))
+    assert cfg.model.type == 'SiameseTwoStageDetector'
+    assert cfg.model.roi_head.bbox_head.num_classes == 1
+    loaders = [cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader]
+    if cfg_name.startswith('cat/'):
+        assert cfg.model.matcher.type == 'CrossAttentionMatcher'
+        return  # C4 inputs: the dataset base's pipelines, untouched
+    assert cfg.model.matcher.type == 'L1DiffMatcher'
+    for loader in loaders:
+        pipeline = loader.dataset.pipeline
+        assert _transform(pipeline, 'Resize')['scale'] == (1024, 1024)
+        assert _transform(pipeline, 'ResizeQueryPatches')['size'] == 192
+        types = [t['type'] for t in pipeline]
+        assert types.index('Pad') == types.index('PackOneShotInputs') - 1
