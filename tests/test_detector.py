@@ -81,9 +81,25 @@ class _BackboneCalls:
         self._handle.remove()
 
 
+# The CAT variant of the tiny model, as documented in its config.
+TINY_CAT = dict(
+    matcher=dict(
+        _delete_=True,
+        type='CrossAttentionMatcher',
+        in_channels=64,
+        embed_dims=32,
+        num_heads=4,
+        feedforward_channels=64,
+        num_layers=1))
+
+
 # --------------------------------------------------------------- training
-def test_loss_is_finite_and_gradients_reach_both_paths():
-    model = _build()
+@pytest.mark.parametrize('overrides', [dict(), TINY_CAT],
+                         ids=['l1-diff', 'cross-attention'])
+def test_loss_is_finite_and_gradients_reach_both_paths(overrides):
+    model = _build(**overrides)
+    assert type(model.matcher).__name__ == overrides.get(
+        'matcher', dict(type='L1DiffMatcher'))['type']
     model.train()
     imgs = [_uint8((3, 96, 128), 0), _uint8((3, 128, 96), 1)]
     queries = [_uint8((1, 3, 64, 64), 2), _uint8((1, 3, 64, 64), 3)]
