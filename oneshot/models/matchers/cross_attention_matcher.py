@@ -51,9 +51,11 @@ class CrossAttentionMatcher(BaseModule):
     of CAT's "project to fewer channels for speed"), ``num_heads=8`` (32
     channels per head as in DETR), ``feedforward_channels=1024`` (4x width,
     standard), ``num_layers=3`` (each layer adds one round of target<->query
-    exchange; three rounds let query context propagate back after the query
-    stream has seen the target, at <5 % of the backbone cost),
-    ``dropout=0.1`` (DETR/AIT). The ReLU after the output conv keeps the
+    exchange; three rounds let query context flow back into the target after
+    the query stream has itself seen the target), ``dropout=0.1``
+    (DETR/AIT). Cost: on a 608x1024 target (38x64 tokens) and a 128x128
+    query the matcher took 0.16 s against 1.03 s for ResNet-50 conv1-layer3
+    on 2 CPU threads (measured), i.e. about a sixth of the shared backbone. The ReLU after the output conv keeps the
     fused map non-negative like the layer3 output the C4 RoI head (layer4)
     was pre-trained on.
 
