@@ -1,1 +1,12 @@
 from . import transforms  # noqa: F401
+from .oneshot_coco import OneShotCocoDataset
+from .samplers import (EpisodeSampler, ImageGroupedSampler,
+                       InfiniteEpisodeSampler, SameImageBatchSampler)
+from .splits import (COCO_CLASSES, VOC_CLASSES, VOC_UNSEEN,
+                     coco_split_classes, resolve_split)
+
+__all__ = [
+    'OneShotCocoDataset', 'EpisodeSampler', 'InfiniteEpisodeSampler',
+    'ImageGroupedSampler', 'SameImageBatchSampler', 'COCO_CLASSES',
+    'VOC_CLASSES', 'VOC_UNSEEN', 'coco_split_classes', 'resolve_split'
+]
