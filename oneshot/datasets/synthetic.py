@@ -1,0 +1,234 @@
+"""A procedural one-shot detection dataset (no download needed).
+
+64 classes = 8 shapes x 8 colours, drawn filled (with rotation, aspect
+jitter and colour jitter) on cluttered backgrounds of muted noise, lines and
+blobs. A quarter of the classes are unseen: class (shape ``i``, colour
+``j``) is unseen iff ``(i + j) % 4 == 0``, so every unseen class is a new
+*combination* of a shape and a colour that both occur among the seen classes
+— a detector has to match the query's appearance rather than memorise
+class identities.
+
+Used by the quickstart (``tools/quickstart.sh``) and the tests::
+
+    from oneshot.datasets.synthetic import generate_synthetic_dataset
+    generate_synthetic_dataset('data/synthetic', num_train=2000, num_val=300)
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+SHAPES: Tuple[str, ...] = ('circle', 'square', 'triangle', 'diamond', 'star',
+                           'cross', 'ring', 'hexagon')
+# BGR, saturated so they stand out from the muted background.
+COLORS: Dict[str, Tuple[int, int, int]] = {
+    'red': (40, 40, 220),
+    'green': (40, 200, 40),
+    'blue': (220, 60, 30),
+    'yellow': (30, 220, 230),
+    'magenta': (200, 40, 210),
+    'cyan': (220, 210, 40),
+    'orange': (20, 140, 255),
+    'purple': (150, 30, 110),
+}
+SYNTHETIC_CLASSES: List[str] = [
+    f'{color}-{shape}' for shape in SHAPES for color in COLORS
+]
+GENERATOR_VERSION = 1
+
+
+def synthetic_split() -> Dict[str, List[str]]:
+    """Seen and unseen class names (16 of 64 unseen)."""
+    unseen = [
+        f'{color}-{shape}' for i, shape in enumerate(SHAPES)
+        for j, color in enumerate(COLORS) if (i + j) % 4 == 0
+    ]
+    seen = [c for c in SYNTHETIC_CLASSES if c not in set(unseen)]
+    return dict(seen=seen, unseen=unseen)
+
+
+def _polygon(shape: str, rng: np.random.Generator) -> np.ndarray:
+    """Unit-size outline of ``shape`` centred at 0 (points in [-1, 1])."""
+    if shape == 'square':
+        pts = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+    elif shape == 'triangle':
+        pts = [(0, -1), (1, 0.85), (-1, 0.85)]
+    elif shape == 'diamond':
+        pts = [(0, -1), (0.7, 0), (0, 1), (-0.7, 0)]
+    elif shape == 'hexagon':
+        a = np.arange(6) * np.pi / 3
+        pts = list(zip(np.cos(a), np.sin(a)))
+    elif shape == 'star':
+        a = np.arange(10) * np.pi / 5 - np.pi / 2
+        r = np.where(np.arange(10) % 2 == 0, 1.0, 0.42)
+        pts = list(zip(r * np.cos(a), r * np.sin(a)))
+    elif shape == 'cross':
+        t = 0.33
+        pts = [(-t, -1), (t, -1), (t, -t), (1, -t), (1, t), (t, t), (t, 1),
+               (-t, 1), (-t, t), (-1, t), (-1, -t), (-t, -t)]
+    else:
+        raise ValueError(shape)
+    return np.asarray(pts, dtype=np.float64)
+
+
+def _draw_object(img: np.ndarray, mask: np.ndarray, shape: str,
+                 color: Tuple[int, int, int], cx: float, cy: float,
+                 size: float, rng: np.random.Generator) -> None:
+    """Draw one object into ``img`` and its footprint into ``mask``."""
+    jitter = rng.integers(-25, 26, size=3)
+    col = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(color, jitter))
+    aspect = rng.uniform(0.8, 1.25)
+    sx, sy = size / 2 * aspect, size / 2 / aspect
+    mask[:] = 0
+    if shape in ('circle', 'ring'):
+        axes = (max(2, int(sx)), max(2, int(sy)))
+        cv2.ellipse(mask, (int(cx), int(cy)), axes, 0, 0, 360, 255, -1)
+        if shape == 'ring':
+            inner = (max(1, int(axes[0] * 0.5)), max(1, int(axes[1] * 0.5)))
+            cv2.ellipse(mask, (int(cx), int(cy)), inner, 0, 0, 360, 0, -1)
+    else:
+        pts = _polygon(shape, rng) * (sx, sy)
+        theta = rng.uniform(-0.5, 0.5)
+        rot = np.array([[np.cos(theta), -np.sin(theta)],
+                        [np.sin(theta), np.cos(theta)]])
+        pts = pts @ rot.T + (cx, cy)
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
+    img[mask > 0] = col
+
+
+def _background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Muted clutter: a grey gradient, noise, lines and blobs."""
+    base = rng.uniform(70, 170)
+    grad = np.linspace(-25, 25, size)[None, :] * rng.choice([-1, 1])
+    img = np.clip(base + grad + rng.normal(0, 10, (size, size)), 0, 255)
+    img = np.repeat(img[..., None], 3, axis=2)
+    img += rng.normal(0, 6, 3)  # slight colour cast
+    img = img.astype(np.uint8)
+    for _ in range(rng.integers(4, 10)):
+        grey = int(rng.uniform(40, 210))
+        tint = rng.integers(-20, 21, size=3)
+        col = tuple(int(np.clip(grey + t, 0, 255)) for t in tint)
+        if rng.random() < 0.5:
+            p1 = tuple(int(v) for v in rng.integers(0, size, 2))
+            p2 = tuple(int(v) for v in rng.integers(0, size, 2))
+            cv2.line(img, p1, p2, col, int(rng.integers(1, 4)))
+        else:
+            c = tuple(int(v) for v in rng.integers(0, size, 2))
+            cv2.circle(img, c, int(rng.integers(3, size // 8)), col, -1)
+    return img
+
+
+def _render_image(size: int, rng: np.random.Generator,
+                  min_obj: int, max_obj: int) -> Tuple[np.ndarray, list]:
+    """One image and its objects ``[(class_index, [x, y, w, h], area)]``."""
+    img = _background(size, rng)
+    num_classes = int(rng.integers(2, 5))
+    classes = rng.choice(len(SYNTHETIC_CLASSES), num_classes, replace=False)
+    placed: List[Tuple[float, float, float]] = []
+    objects = []
+    mask = np.zeros((size, size), np.uint8)
+    for cls in classes:
+        copies = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
+        for _ in range(copies):
+            for _try in range(20):
+                obj = rng.uniform(min_obj, max_obj)
+                cx, cy = rng.uniform(obj / 2 + 1, size - obj / 2 - 1, 2)
+                # No overlap: objects stay fully visible.
+                if all(abs(cx - px) > (obj + po) / 2 + 2
+                       or abs(cy - py) > (obj + po) / 2 + 2
+                       for px, py, po in placed):
+                    break
+            else:
+                continue
+            placed.append((cx, cy, obj))
+            shape_name, color_name = SYNTHETIC_CLASSES[cls].split('-')[::-1]
+            _draw_object(img, mask, shape_name, COLORS[color_name], cx, cy,
+                         obj, rng)
+            ys, xs = np.nonzero(mask)
+            x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            objects.append((int(cls), [int(x1), int(y1), int(x2 - x1),
+                                       int(y2 - y1)], int(len(xs))))
+    return img, objects
+
+
+def _write_split(out_dir: str, name: str, num_images: int, size: int,
+                 rng: np.random.Generator, params: dict) -> str:
+    img_dir = osp.join(out_dir, name)
+    os.makedirs(img_dir, exist_ok=True)
+    images, annotations = [], []
+    min_obj, max_obj = max(12, size // 9), max(16, size // 3)
+    for i in range(num_images):
+        img, objects = _render_image(size, rng, min_obj, max_obj)
+        file_name = f'{i:06d}.png'
+        cv2.imwrite(osp.join(img_dir, file_name), img)
+        img_id = i + 1
+        images.append(dict(id=img_id, file_name=file_name, width=size,
+                           height=size))
+        for cls, bbox, area in objects:
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=img_id,
+                category_id=cls + 1, bbox=bbox, area=area, iscrowd=0))
+    ann_file = osp.join(out_dir, 'annotations', f'{name}.json')
+    with open(ann_file, 'w') as f:
+        json.dump(dict(
+            info=dict(description='oneshot synthetic shapes', **params),
+            images=images, annotations=annotations,
+            categories=[dict(id=i + 1, name=n, supercategory='shape')
+                        for i, n in enumerate(SYNTHETIC_CLASSES)]), f)
+    return ann_file
+
+
+def generate_synthetic_dataset(out_dir: str,
+                               num_train: int = 2000,
+                               num_val: int = 300,
+                               image_size: int = 160,
+                               seed: int = 0,
+                               skip_existing: bool = True) -> Dict[str, str]:
+    """Write the synthetic dataset in COCO format.
+
+    Layout: ``out_dir/{train,val}/*.png`` and
+    ``out_dir/annotations/{train,val}.json``. Deterministic in ``seed``
+    (a local ``numpy.random.Generator``; global RNGs are untouched).
+
+    Args:
+        out_dir (str): Dataset root.
+        num_train (int): Training images.
+        num_val (int): Validation/test images.
+        image_size (int): Side of the square images.
+        seed (int): Generation seed (the val split uses ``seed + 1``).
+        skip_existing (bool): Keep an existing dataset generated with the
+            same parameters instead of writing it again.
+
+    Returns:
+        dict: ``train_ann``, ``val_ann``, ``train_img_dir``, ``val_img_dir``.
+    """
+    paths = dict(
+        train_ann=osp.join(out_dir, 'annotations', 'train.json'),
+        val_ann=osp.join(out_dir, 'annotations', 'val.json'),
+        train_img_dir=osp.join(out_dir, 'train'),
+        val_img_dir=osp.join(out_dir, 'val'))
+    params = dict(version=GENERATOR_VERSION, num_train=num_train,
+                  num_val=num_val, image_size=image_size, seed=seed)
+    if skip_existing and _same_params(paths['train_ann'], params) and \
+            _same_params(paths['val_ann'], params):
+        return paths
+    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    _write_split(out_dir, 'train', num_train, image_size,
+                 np.random.default_rng(seed), params)
+    _write_split(out_dir, 'val', num_val, image_size,
+                 np.random.default_rng(seed + 1), params)
+    return paths
+
+
+def _same_params(ann_file: str, params: dict) -> bool:
+    if not osp.isfile(ann_file):
+        return False
+    try:
+        with open(ann_file) as f:
+            info = json.load(f).get('info', {})
+    except (OSError, ValueError):
+        return False
+    return all(info.get(k) == v for k, v in params.items())
