@@ -1,0 +1,141 @@
+"""The one-shot test loop: R seeded query draws, every run reported, then
+mean and standard deviation — the averaging the papers left to the user."""
+import copy
+import json
+import os.path as osp
+from collections import OrderedDict
+from typing import Dict, List, Sequence, Union
+
+import numpy as np
+from mmdet.registry import LOOPS
+from mmengine.dist import is_main_process
+from mmengine.runner import TestLoop
+from terminaltables import AsciiTable
+
+
+@LOOPS.register_module()
+class OneShotTestLoop(TestLoop):
+    """Run the test set once per query draw and summarise the runs.
+
+    For run ``r`` the loop shallow-copies the built test dataset, calls
+    ``set_run(r)`` on the copy (a one-shot test dataset picks each episode's
+    query from its run, see ``OneShotCocoDataset``) and builds a fresh
+    dataloader for it — persistent workers would otherwise keep serving a
+    copy of the previous run's dataset. Each run is evaluated and logged
+    like an ordinary test epoch; afterwards a table of every run with mean
+    and std is logged and written to ``<log_dir>/oneshot_runs.json``::
+
+        {"runs": [{"oneshot/AP50": ..., ...}, ...],
+         "mean": {...}, "std": {...}, "num_runs": R}
+
+    ``runner.test()`` returns the means under the metric names
+    (``oneshot/AP50``, ``oneshot/unseen_AP50``, ...) and the standard
+    deviations as ``<name>_std``. The std is the sample standard deviation
+    (``ddof=1``: the spread one would expect between two papers' runs); with
+    one run it is 0.
+
+    Args:
+        runner: The runner.
+        dataloader (dict): The test dataloader config (must be a dict so
+            that it can be rebuilt for every run).
+        evaluator: The evaluator config or object.
+        fp16 (bool): Autocast inference. Defaults to False.
+        runs (int): Number of query draws. Defaults to 5.
+    """
+
+    def __init__(self, runner, dataloader: Union[dict, object], evaluator,
+                 fp16: bool = False, runs: int = 5) -> None:
+        if not isinstance(dataloader, dict):
+            raise TypeError(
+                'OneShotTestLoop rebuilds the test dataloader for every '
+                'query draw, so test_dataloader must be a config dict.')
+        if runs < 1:
+            raise ValueError(f'test_cfg.runs must be >= 1, got {runs}')
+        self._dataloader_cfg = copy.deepcopy(dataloader)
+        super().__init__(runner, dataloader, evaluator, fp16)
+        self.runs = runs
+        dataset = self.dataloader.dataset
+        if not hasattr(dataset, 'set_run'):
+            raise TypeError(
+                f'{type(dataset).__name__} has no set_run(run), which '
+                'OneShotTestLoop needs to draw the queries of each run; use '
+                'a one-shot dataset (OneShotCocoDataset) or the plain '
+                "test_cfg = dict(type='TestLoop') (test_cfg.runs only "
+                'applies to one-shot datasets).')
+        self.base_dataset = dataset
+
+    def dataloader_for_run(self, run: int):
+        """A fresh dataloader over a copy of the dataset set to ``run``."""
+        dataset = copy.copy(self.base_dataset)
+        dataset.set_run(run)
+        cfg = copy.copy(self._dataloader_cfg)
+        cfg['dataset'] = dataset
+        randomness = getattr(self.runner, '_randomness_cfg', {}) or {}
+        return self.runner.build_dataloader(
+            cfg, seed=self.runner.seed,
+            diff_rank_seed=randomness.get('diff_rank_seed', False))
+
+    def run(self) -> Dict[str, float]:
+        """Test every run; returns the mean (and ``_std``) of each metric."""
+        self.runner.call_hook('before_test')
+        per_run: List[Dict[str, float]] = []
+        for run in range(self.runs):
+            self.dataloader = self.dataloader_for_run(run)
+            self.runner.logger.info(
+                f'One-shot test: query draw {run + 1}/{self.runs}')
+            self.runner.call_hook('before_test_epoch')
+            self.runner.model.eval()
+            for idx, data_batch in enumerate(self.dataloader):
+                self.run_iter(idx, data_batch)
+            metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+            per_run.append(metrics)
+            self.runner.call_hook('after_test_epoch', metrics=metrics)
+        summary = summarize_runs(per_run)
+        self.report(per_run, summary)
+        self.runner.call_hook('after_test')
+        return summary
+
+    def report(self, per_run: List[Dict[str, float]],
+               summary: Dict[str, float]) -> None:
+        """Log the run table and write the JSON (main process only)."""
+        keys = [k for k in summary if not k.endswith('_std')]
+        head = [k for k in keys if k.split('/')[-1] in (
+            'AP50', 'seen_AP50', 'unseen_AP50')]
+        order = head + [k for k in keys if k not in head]
+        rows = [['metric'] + [f'run {r}' for r in range(len(per_run))] +
+                ['mean', 'std']]
+        for k in order:
+            rows.append([k] + [f'{100 * m[k]:.1f}' if k in m else '-'
+                             for m in per_run] +
+                        [f'{100 * summary[k]:.1f}',
+                         f'{100 * summary[k + "_std"]:.1f}'])
+        self.runner.logger.info(
+            f'One-shot results over {len(per_run)} query draws (AP50, %):\n'
+            + AsciiTable(rows).table)
+        if is_main_process():
+            path = osp.join(self.runner.log_dir, 'oneshot_runs.json')
+            with open(path, 'w') as f:
+                json.dump(dict(
+                    num_runs=len(per_run), runs=per_run,
+                    mean={k: summary[k] for k in order},
+                    std={k: summary[k + '_std'] for k in order}), f,
+                    indent=2)
+            self.runner.logger.info(f'Per-run results written to {path}')
+
+
+def summarize_runs(per_run: Sequence[Dict[str, float]]) -> Dict[str, float]:
+    """Mean and sample std (``<key>_std``) of every metric over the runs.
+
+    A metric missing from some run (e.g. a class without episodes in one
+    draw) is averaged over the runs that have it.
+    """
+    keys: List[str] = []
+    for m in per_run:
+        keys += [k for k in m if k not in keys]
+    out: Dict[str, float] = OrderedDict()
+    for k in keys:
+        values = np.array([m[k] for m in per_run if k in m], dtype=float)
+        out[k] = float(values.mean())
+        out[k + '_std'] = float(values.std(ddof=1)) if len(values) > 1 \
+            else 0.0
+    return out
