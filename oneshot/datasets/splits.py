@@ -55,8 +55,8 @@ def builtin_split(name: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
     if name == 'voc':
         return (tuple(c for c in VOC_CLASSES if c not in VOC_UNSEEN),
                 VOC_UNSEEN)
-    if name.startswith('coco_split') and name[len('coco_split'):].isdigit():
-        return coco_split_classes(int(name[len('coco_split'):]))
+    if name in ('coco_split1', 'coco_split2', 'coco_split3', 'coco_split4'):
+        return coco_split_classes(int(name[-1]))
     raise ValueError(
         f'Unknown built-in split {name!r}; use one of coco_split1, '
         "coco_split2, coco_split3, coco_split4, voc, or give the classes as "
