@@ -39,6 +39,7 @@ def short_run_options(data_root: str, iters: int = 2) -> list:
         'train_cfg.val_interval': 10**6,
         'train_dataloader.batch_size': 2,
         'default_hooks.checkpoint.interval': iters,
+        'default_hooks.logger.interval': 1,
     })
 
 
