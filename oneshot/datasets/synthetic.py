@@ -16,7 +16,7 @@ Used by the quickstart (``tools/quickstart.sh``) and the tests::
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -121,12 +121,13 @@ def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def _render_image(size: int, rng: np.random.Generator,
-                  min_obj: int, max_obj: int) -> Tuple[np.ndarray, list]:
-    """One image and its objects ``[(class_index, [x, y, w, h], area)]``."""
+def _render_image(size: int, rng: np.random.Generator, min_obj: int,
+                  max_obj: int, pool: List[int]) -> Tuple[np.ndarray, list]:
+    """One image and its objects ``[(class_index, [x, y, w, h], area)]``
+    drawn from the class indices in ``pool``."""
     img = _background(size, rng)
-    num_classes = int(rng.integers(2, 5))
-    classes = rng.choice(len(SYNTHETIC_CLASSES), num_classes, replace=False)
+    num_classes = min(len(pool), int(rng.integers(2, 5)))
+    classes = rng.choice(pool, num_classes, replace=False)
     placed: List[Tuple[float, float, float]] = []
     objects = []
     mask = np.zeros((size, size), np.uint8)
@@ -155,13 +156,14 @@ def _render_image(size: int, rng: np.random.Generator,
 
 
 def _write_split(out_dir: str, name: str, num_images: int, size: int,
-                 rng: np.random.Generator, params: dict) -> str:
+                 rng: np.random.Generator, params: dict,
+                 pool: List[int]) -> str:
     img_dir = osp.join(out_dir, name)
     os.makedirs(img_dir, exist_ok=True)
     images, annotations = [], []
     min_obj, max_obj = max(12, size // 9), max(16, size // 3)
     for i in range(num_images):
-        img, objects = _render_image(size, rng, min_obj, max_obj)
+        img, objects = _render_image(size, rng, min_obj, max_obj, pool)
         file_name = f'{i:06d}.png'
         cv2.imwrite(osp.join(img_dir, file_name), img)
         img_id = i + 1
@@ -186,7 +188,9 @@ def generate_synthetic_dataset(out_dir: str,
                                num_val: int = 300,
                                image_size: int = 160,
                                seed: int = 0,
-                               skip_existing: bool = True) -> Dict[str, str]:
+                               skip_existing: bool = True,
+                               classes: Optional[Sequence[str]] = None
+                               ) -> Dict[str, str]:
     """Write the synthetic dataset in COCO format.
 
     Layout: ``out_dir/{train,val}/*.png`` and
@@ -201,6 +205,8 @@ def generate_synthetic_dataset(out_dir: str,
         seed (int): Generation seed (the val split uses ``seed + 1``).
         skip_existing (bool): Keep an existing dataset generated with the
             same parameters instead of writing it again.
+        classes (Sequence[str], optional): Draw only these classes (the json
+            still lists all 64 categories). Defaults to all.
 
     Returns:
         dict: ``train_ann``, ``val_ann``, ``train_img_dir``, ``val_img_dir``.
@@ -210,16 +216,19 @@ def generate_synthetic_dataset(out_dir: str,
         val_ann=osp.join(out_dir, 'annotations', 'val.json'),
         train_img_dir=osp.join(out_dir, 'train'),
         val_img_dir=osp.join(out_dir, 'val'))
+    pool = list(range(len(SYNTHETIC_CLASSES))) if classes is None else [
+        SYNTHETIC_CLASSES.index(c) for c in classes]
     params = dict(version=GENERATOR_VERSION, num_train=num_train,
-                  num_val=num_val, image_size=image_size, seed=seed)
+                  num_val=num_val, image_size=image_size, seed=seed,
+                  classes=sorted(pool))
     if skip_existing and _same_params(paths['train_ann'], params) and \
             _same_params(paths['val_ann'], params):
         return paths
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     _write_split(out_dir, 'train', num_train, image_size,
-                 np.random.default_rng(seed), params)
+                 np.random.default_rng(seed), params, pool)
     _write_split(out_dir, 'val', num_val, image_size,
-                 np.random.default_rng(seed + 1), params)
+                 np.random.default_rng(seed + 1), params, pool)
     return paths
 
 
