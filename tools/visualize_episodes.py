@@ -30,18 +30,29 @@ from oneshot.visualization import draw_oneshot_result, make_result_grid  # noqa:
 
 
 def pick_episodes(dataset, num: int) -> list:
-    """Indices of up to ``num`` test episodes, one per class first."""
+    """Indices of up to ``num`` test episodes of as many different classes
+    as possible, spread evenly over the class list."""
     by_class: dict = {}
     for i in range(len(dataset)):
         label = dataset.get_data_info(i)['episode_label']
         by_class.setdefault(label, []).append(i)
+    labels = sorted(by_class)
+    step = max(1, len(labels) // max(1, num))
+    order = labels[::step] + [lb for lb in labels if lb not in labels[::step]]
     picks, rank = [], 0
     while len(picks) < num and any(rank < len(v) for v in by_class.values()):
-        for label in sorted(by_class):
+        for label in order:
             if rank < len(by_class[label]) and len(picks) < num:
                 picks.append(by_class[label][rank])
         rank += 1
     return picks
+
+
+def class_title(metainfo: dict, label: int) -> str:
+    """Class name, marked when the class is unseen in training."""
+    name = metainfo['classes'][label]
+    unseen = name in set(metainfo.get('unseen_classes', ()))
+    return f'{name} (unseen)' if unseen else name
 
 
 def query_thumbnail(query: torch.Tensor) -> np.ndarray:
@@ -81,7 +92,7 @@ def main() -> None:
             target, [query_thumbnail(q) for q in data['inputs']['query']],
             inst.bboxes.cpu().numpy(), inst.scores.cpu().numpy(),
             gt_bboxes=gt.reshape(-1, 4),
-            class_name=dataset.metainfo['classes'][info['episode_label']],
+            class_name=class_title(dataset.metainfo, info['episode_label']),
             score_thr=args.score_thr))
     if not tiles:
         raise RuntimeError(f'The test set of {args.config} has no episodes.')
