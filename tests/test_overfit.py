@@ -24,10 +24,10 @@ def test_tiny_detector_learns_to_find_the_query_class(tmp_path):
         ds.split = dict(unseen=[])  # every class is a training class here
         ds.ann_file = 'annotations/train.json'
         ds.data_prefix = dict(img='train/')
-    cfg.train_dataloader.batch_size = 4
+    cfg.train_dataloader.batch_size = 8
     cfg.test_dataloader.dataset.episode_classes = 'all'
     cfg.test_cfg.runs = 1
-    cfg.optim_wrapper.optimizer.lr = 0.02
+    cfg.optim_wrapper.optimizer.lr = 0.04
     cfg.param_scheduler[0].end = 20
     cfg.param_scheduler[1].milestones = [250]
 

@@ -31,8 +31,14 @@ model = dict(
         num_stages=4,
         out_indices=(1, 2, 3),
         frozen_stages=-1,
-        # Trained from scratch on small batches: BN statistics must adapt.
-        norm_cfg=dict(type='BN', requires_grad=True),
+        # GroupNorm, not BatchNorm: trained from scratch, the shared backbone
+        # sees two very different batches (whole targets, query crops). BN
+        # normalises each with its own batch statistics in training but with
+        # one blended running average at test time, which shifts target and
+        # query features differently and breaks their comparison: a BN
+        # version fit its training episodes (RoI acc 99.6 %) yet scored AP50
+        # 0.33 on the same images, the GN version 1.0 (tests/test_overfit.py).
+        norm_cfg=dict(type='GN', num_groups=8, requires_grad=True),
         norm_eval=False,
         style='pytorch',
         init_cfg=None),
