@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+from mmengine.hub import get_config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import oneshot  # noqa: E402,F401
@@ -85,7 +86,8 @@ def main() -> None:
 
     rows = []
     for path in args.configs:
-        cfg = Config.fromfile(path)
+        # 'mmdet::...' names a config shipped inside the mmdet package.
+        cfg = get_config(path) if '::' in path else Config.fromfile(path)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         cfg.model.pop('init_cfg', None)
         if 'backbone' in cfg.model:
