@@ -16,7 +16,8 @@ Used by the quickstart (``tools/quickstart.sh``) and the tests::
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections import deque
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -37,11 +38,22 @@ COLORS: Dict[str, Tuple[int, int, int]] = {
 SYNTHETIC_CLASSES: List[str] = [
     f'{color}-{shape}' for shape in SHAPES for color in COLORS
 ]
-GENERATOR_VERSION = 1
+# Bumped whenever the pictures or annotations for a given seed change, so
+# that ``skip_existing`` regenerates data written by an older generator.
+GENERATOR_VERSION = 2
 
 
 def synthetic_split() -> Dict[str, List[str]]:
-    """Seen and unseen class names (16 of 64 unseen)."""
+    """Seen and unseen class names (48 seen, 16 unseen).
+
+    Every shape and every colour occurs in exactly two unseen classes and
+    six seen ones, so each unseen class combines a seen shape with a seen
+    colour.
+
+    Returns:
+        dict: ``seen`` and ``unseen``, lists of names in
+        :data:`SYNTHETIC_CLASSES` order.
+    """
     unseen = [
         f'{color}-{shape}' for i, shape in enumerate(SHAPES)
         for j, color in enumerate(COLORS) if (i + j) % 4 == 0
@@ -121,13 +133,48 @@ def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
+def _random_picker(pool: List[int],
+                   rng: np.random.Generator) -> Callable[[int], List[int]]:
+    """``pick(n)``: ``n`` distinct classes of ``pool``, uniformly at random."""
+    return lambda n: [int(c) for c in rng.choice(pool, n, replace=False)]
+
+
+def _balanced_picker(pool: List[int],
+                     rng: np.random.Generator) -> Callable[[int], List[int]]:
+    """``pick(n)``: ``n`` distinct classes taken in turn from shuffled copies
+    of ``pool``, so that every class occurs about equally often.
+
+    Used for the val split: a class's AP50 is only meaningful if the class
+    has a fair number of target images, which uniform sampling does not
+    guarantee for a few hundred images and 64 classes.
+    """
+    queue: Deque[int] = deque()
+
+    def pick(n: int) -> List[int]:
+        if len(queue) < n:
+            queue.extend(int(c) for c in rng.permutation(pool))
+        chosen: List[int] = []
+        skipped: List[int] = []
+        while len(chosen) < n:
+            # A class still queued from the previous shuffle may come up
+            # twice; keep the second copy for a later image.
+            c = queue.popleft()
+            (skipped if c in chosen else chosen).append(c)
+        queue.extendleft(reversed(skipped))
+        return chosen
+
+    return pick
+
+
 def _render_image(size: int, rng: np.random.Generator, min_obj: int,
-                  max_obj: int, pool: List[int]) -> Tuple[np.ndarray, list]:
+                  max_obj: int, pool: List[int],
+                  pick: Callable[[int], List[int]]
+                  ) -> Tuple[np.ndarray, list]:
     """One image and its objects ``[(class_index, [x, y, w, h], area)]``
-    drawn from the class indices in ``pool``."""
+    of 2-4 classes of ``pool`` chosen by ``pick(n)``."""
     img = _background(size, rng)
     num_classes = min(len(pool), int(rng.integers(2, 5)))
-    classes = rng.choice(pool, num_classes, replace=False)
+    classes = pick(num_classes)
     placed: List[Tuple[float, float, float]] = []
     objects = []
     mask = np.zeros((size, size), np.uint8)
@@ -156,14 +203,18 @@ def _render_image(size: int, rng: np.random.Generator, min_obj: int,
 
 
 def _write_split(out_dir: str, name: str, num_images: int, size: int,
-                 rng: np.random.Generator, params: dict,
-                 pool: List[int]) -> str:
+                 rng: np.random.Generator, params: dict, pool: List[int],
+                 balanced: bool) -> str:
+    """Render ``num_images`` images into ``out_dir/name/`` and write
+    ``out_dir/annotations/name.json``; returns the json path."""
+    pick = (_balanced_picker if balanced else _random_picker)(pool, rng)
     img_dir = osp.join(out_dir, name)
     os.makedirs(img_dir, exist_ok=True)
     images, annotations = [], []
     min_obj, max_obj = max(12, size // 9), max(16, size // 3)
     for i in range(num_images):
-        img, objects = _render_image(size, rng, min_obj, max_obj, pool)
+        img, objects = _render_image(size, rng, min_obj, max_obj, pool,
+                                     pick)
         file_name = f'{i:06d}.png'
         cv2.imwrite(osp.join(img_dir, file_name), img)
         img_id = i + 1
@@ -193,51 +244,91 @@ def generate_synthetic_dataset(out_dir: str,
                                ) -> Dict[str, str]:
     """Write the synthetic dataset in COCO format.
 
-    Layout: ``out_dir/{train,val}/*.png`` and
-    ``out_dir/annotations/{train,val}.json``. Deterministic in ``seed``
-    (a local ``numpy.random.Generator``; global RNGs are untouched).
+    Layout: ``out_dir/{train,val}/*.png`` (``000000.png``, ...) and
+    ``out_dir/annotations/{train,val}.json``; image ids start at 1,
+    category ids ``1..64`` follow :data:`SYNTHETIC_CLASSES`. Every drawn
+    object is annotated (``bbox`` xywh tight around its pixels, ``area`` its
+    pixel count, ``iscrowd`` 0); which classes are seen or unseen is the
+    dataset's business (:func:`synthetic_split`). Val images take their
+    classes in turn from shuffled class lists, so every class has about the
+    same number of val images. Deterministic in ``seed`` (local
+    ``numpy.random.Generator`` s; global RNGs are untouched).
 
     Args:
         out_dir (str): Dataset root.
-        num_train (int): Training images.
-        num_val (int): Validation/test images.
-        image_size (int): Side of the square images.
+        num_train (int): Training images (>= 0).
+        num_val (int): Validation/test images (>= 0).
+        image_size (int): Side of the square images (>= 64); objects are
+            about ``image_size / 9`` to ``image_size / 3`` pixels wide.
         seed (int): Generation seed (the val split uses ``seed + 1``).
-        skip_existing (bool): Keep an existing dataset generated with the
-            same parameters instead of writing it again.
+        skip_existing (bool): Keep an existing dataset whose jsons record
+            the same parameters (in ``info``) and whose images exist,
+            instead of writing it again.
         classes (Sequence[str], optional): Draw only these classes (the json
             still lists all 64 categories). Defaults to all.
 
     Returns:
-        dict: ``train_ann``, ``val_ann``, ``train_img_dir``, ``val_img_dir``.
+        dict: ``train_ann``, ``val_ann`` (json paths), ``train_img_dir``,
+        ``val_img_dir``.
+
+    Raises:
+        ValueError: A size or count is out of range, or ``classes`` names an
+            unknown class or fewer than two classes.
     """
+    if num_train < 0 or num_val < 0:
+        raise ValueError(f'num_train and num_val must be >= 0, got '
+                         f'{num_train} and {num_val}.')
+    if image_size < 64:
+        raise ValueError(f'image_size must be >= 64 (objects are 1/9 to 1/3 '
+                         f'of it), got {image_size}.')
     paths = dict(
         train_ann=osp.join(out_dir, 'annotations', 'train.json'),
         val_ann=osp.join(out_dir, 'annotations', 'val.json'),
         train_img_dir=osp.join(out_dir, 'train'),
         val_img_dir=osp.join(out_dir, 'val'))
-    pool = list(range(len(SYNTHETIC_CLASSES))) if classes is None else [
-        SYNTHETIC_CLASSES.index(c) for c in classes]
+    if classes is None:
+        pool = list(range(len(SYNTHETIC_CLASSES)))
+    else:
+        unknown = [c for c in classes if c not in SYNTHETIC_CLASSES]
+        if unknown:
+            raise ValueError(
+                f'Unknown synthetic classes {unknown}; names are '
+                f'"<colour>-<shape>" with colours {list(COLORS)} and shapes '
+                f'{list(SHAPES)}.')
+        pool = sorted({SYNTHETIC_CLASSES.index(c) for c in classes})
+        if len(pool) < 2:
+            raise ValueError(f'classes must name at least 2 distinct classes '
+                             f'(images hold 2-4 classes), got {classes}.')
     params = dict(version=GENERATOR_VERSION, num_train=num_train,
                   num_val=num_val, image_size=image_size, seed=seed,
-                  classes=sorted(pool))
-    if skip_existing and _same_params(paths['train_ann'], params) and \
-            _same_params(paths['val_ann'], params):
+                  classes=pool)
+    if skip_existing and all(
+            _is_complete(paths[f'{name}_ann'], paths[f'{name}_img_dir'],
+                         params) for name in ('train', 'val')):
         return paths
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    # Separate streams: the val images do not depend on num_train.
     _write_split(out_dir, 'train', num_train, image_size,
-                 np.random.default_rng(seed), params, pool)
+                 np.random.default_rng(seed), params, pool, balanced=False)
     _write_split(out_dir, 'val', num_val, image_size,
-                 np.random.default_rng(seed + 1), params, pool)
+                 np.random.default_rng(seed + 1), params, pool,
+                 balanced=True)
     return paths
 
 
-def _same_params(ann_file: str, params: dict) -> bool:
+def _is_complete(ann_file: str, img_dir: str, params: dict) -> bool:
+    """Whether ``ann_file`` was written with ``params`` and its images are
+    on disk (the json is written last, so an interrupted run has none)."""
     if not osp.isfile(ann_file):
         return False
     try:
         with open(ann_file) as f:
-            info = json.load(f).get('info', {})
+            data = json.load(f)
     except (OSError, ValueError):
         return False
-    return all(info.get(k) == v for k, v in params.items())
+    info = data.get('info', {})
+    if any(info.get(k) != v for k, v in params.items()):
+        return False
+    return all(
+        osp.isfile(osp.join(img_dir, im['file_name']))
+        for im in data.get('images', []))

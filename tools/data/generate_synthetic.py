@@ -5,6 +5,7 @@
 """
 import argparse
 import json
+from collections import defaultdict
 import os.path as osp
 import sys
 import time
@@ -36,11 +37,17 @@ def main() -> None:
     print(f'synthetic one-shot data in {args.out_dir} '
           f'({time.time() - t0:.1f} s): {len(SYNTHETIC_CLASSES)} classes '
           f'({len(split["seen"])} seen, {len(split["unseen"])} unseen)')
+    print(f'  unseen: {", ".join(split["unseen"])}')
     for name in ('train', 'val'):
         with open(paths[f'{name}_ann']) as f:
             data = json.load(f)
+        imgs_per_class = defaultdict(set)
+        for ann in data['annotations']:
+            imgs_per_class[ann['category_id']].add(ann['image_id'])
+        counts = [len(imgs_per_class[c['id']]) for c in data['categories']]
         print(f'  {name}: {len(data["images"])} images, '
-              f'{len(data["annotations"])} boxes -> {paths[f"{name}_ann"]}')
+              f'{len(data["annotations"])} boxes, images per class '
+              f'{min(counts)}-{max(counts)} -> {paths[f"{name}_ann"]}')
 
 
 if __name__ == '__main__':

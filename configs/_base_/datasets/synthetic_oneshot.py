@@ -7,14 +7,37 @@ data_root = 'data/synthetic/'
 image_size = 160
 query_size = 64
 
-# The names are those of oneshot.datasets.synthetic.synthetic_split().
-unseen_classes = [
-    'red-circle', 'magenta-circle', 'yellow-square', 'purple-square',
-    'blue-triangle', 'orange-triangle', 'green-diamond', 'cyan-diamond',
-    'red-star', 'magenta-star', 'yellow-cross', 'purple-cross', 'blue-ring',
-    'orange-ring', 'green-hexagon', 'cyan-hexagon',
+# The names are those of oneshot.datasets.synthetic.synthetic_split() (one
+# or two lines per shape; tests/test_synthetic.py checks they agree).
+seen_classes = [
+    'green-circle', 'blue-circle', 'yellow-circle',
+    'cyan-circle', 'orange-circle', 'purple-circle',
+    'red-square', 'green-square', 'blue-square',
+    'magenta-square', 'cyan-square', 'orange-square',
+    'red-triangle', 'green-triangle', 'yellow-triangle',
+    'magenta-triangle', 'cyan-triangle', 'purple-triangle',
+    'red-diamond', 'blue-diamond', 'yellow-diamond',
+    'magenta-diamond', 'orange-diamond', 'purple-diamond',
+    'green-star', 'blue-star', 'yellow-star',
+    'cyan-star', 'orange-star', 'purple-star',
+    'red-cross', 'green-cross', 'blue-cross',
+    'magenta-cross', 'cyan-cross', 'orange-cross',
+    'red-ring', 'green-ring', 'yellow-ring',
+    'magenta-ring', 'cyan-ring', 'purple-ring',
+    'red-hexagon', 'blue-hexagon', 'yellow-hexagon',
+    'magenta-hexagon', 'orange-hexagon', 'purple-hexagon',
 ]
-split = dict(unseen=unseen_classes)
+unseen_classes = [
+    'red-circle', 'magenta-circle',
+    'yellow-square', 'purple-square',
+    'blue-triangle', 'orange-triangle',
+    'green-diamond', 'cyan-diamond',
+    'red-star', 'magenta-star',
+    'yellow-cross', 'purple-cross',
+    'blue-ring', 'orange-ring',
+    'green-hexagon', 'cyan-hexagon',
+]
+split = dict(seen=seen_classes, unseen=unseen_classes)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
