@@ -1,0 +1,216 @@
+"""The procedural synthetic one-shot dataset: determinism, COCO validity,
+class balance of val, the seen/unseen split and the dataset base config."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from mmengine.config import Config
+from pycocotools.coco import COCO
+
+from oneshot.datasets.synthetic import (COLORS, SHAPES, SYNTHETIC_CLASSES,
+                                        generate_synthetic_dataset,
+                                        synthetic_split)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory) -> dict:
+    """64 x 64-class-balanced val images are enough for every class to
+    occur (2-4 classes per image)."""
+    root = str(tmp_path_factory.mktemp('synthetic'))
+    paths = generate_synthetic_dataset(root, num_train=30, num_val=64,
+                                       seed=0)
+    return dict(root=root, **paths)
+
+
+def _load(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _pixels(img_dir: str) -> list:
+    return [cv2.imread(osp.join(img_dir, n), cv2.IMREAD_UNCHANGED)
+            for n in sorted(os.listdir(img_dir))]
+
+
+def test_same_seed_same_json_and_pixels(dataset, tmp_path):
+    again = generate_synthetic_dataset(str(tmp_path / 'b'), num_train=30,
+                                       num_val=64, seed=0)
+    for name in ('train', 'val'):
+        assert _load(again[f'{name}_ann']) == _load(dataset[f'{name}_ann'])
+        a = _pixels(dataset[f'{name}_img_dir'])
+        b = _pixels(again[f'{name}_img_dir'])
+        assert len(a) == len(b) > 0
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_different_seed_differs(dataset, tmp_path):
+    other = generate_synthetic_dataset(str(tmp_path / 'c'), num_train=30,
+                                       num_val=64, seed=1)
+    a, b = _load(dataset['train_ann']), _load(other['train_ann'])
+    assert a['annotations'] != b['annotations']
+    assert not np.array_equal(_pixels(dataset['train_img_dir'])[0],
+                              _pixels(other['train_img_dir'])[0])
+
+
+def test_generation_leaves_global_rngs_alone(tmp_path):
+    np.random.seed(123)
+    expected = np.random.rand(3)
+    np.random.seed(123)
+    generate_synthetic_dataset(str(tmp_path), num_train=2, num_val=2)
+    assert np.array_equal(np.random.rand(3), expected)
+
+
+def test_coco_json_is_valid(dataset):
+    for name in ('train', 'val'):
+        coco = COCO(dataset[f'{name}_ann'])
+        cats = coco.loadCats(coco.getCatIds())
+        assert [c['id'] for c in cats] == list(range(1, 65))
+        assert [c['name'] for c in cats] == SYNTHETIC_CLASSES
+        assert len(coco.getImgIds()) == (30 if name == 'train' else 64)
+        for img in coco.loadImgs(coco.getImgIds()):
+            path = osp.join(dataset[f'{name}_img_dir'], img['file_name'])
+            pixels = cv2.imread(path)
+            assert pixels.shape == (img['height'], img['width'], 3)
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=img['id']))
+            # 2-4 classes an image (a class may have several instances).
+            assert 2 <= len({a['category_id'] for a in anns}) <= 4
+            for a in anns:
+                x, y, w, h = a['bbox']
+                assert a['iscrowd'] == 0
+                assert x >= 0 and y >= 0 and w > 0 and h > 0
+                assert x + w <= img['width'] and y + h <= img['height']
+                # Area is the object's pixel count: inside its box, and a
+                # filled shape covers a good part of it.
+                assert 0.2 * w * h <= a['area'] <= w * h
+                assert 8 <= max(w, h) <= 80
+                # The object is drawn in saturated colour: the box differs
+                # from the muted grey background.
+                crop = pixels[y:y + h, x:x + w].astype(int)
+                assert (crop.max(2) - crop.min(2)).max() > 60
+
+
+def test_boxes_match_drawn_object_colour(dataset):
+    """A box's coloured pixels are the class colour (within the jitter)."""
+    data = _load(dataset['val_ann'])
+    files = {im['id']: im['file_name'] for im in data['images']}
+    for a in data['annotations'][:40]:
+        color_name = SYNTHETIC_CLASSES[a['category_id'] - 1].split('-')[0]
+        x, y, w, h = a['bbox']
+        img = cv2.imread(osp.join(dataset['val_img_dir'],
+                                  files[a['image_id']]))
+        crop = img[y:y + h, x:x + w].reshape(-1, 3).astype(int)
+        dist = np.abs(crop - np.array(COLORS[color_name])).max(1)
+        # At least ~the object's area is within the colour jitter (25).
+        assert (dist <= 26).sum() >= 0.9 * a['area'], color_name
+
+
+def test_every_class_in_val_and_balanced(dataset):
+    data = _load(dataset['val_ann'])
+    images_of = {c: set() for c in range(1, 65)}
+    for a in data['annotations']:
+        images_of[a['category_id']].add(a['image_id'])
+    counts = [len(v) for v in images_of.values()]
+    assert min(counts) >= 2, counts
+    assert max(counts) - min(counts) <= 3, counts
+
+
+def test_split_is_disjoint_covering_and_made_of_seen_parts():
+    split = synthetic_split()
+    seen, unseen = split['seen'], split['unseen']
+    assert len(SYNTHETIC_CLASSES) >= 50
+    assert len(set(SYNTHETIC_CLASSES)) == len(SYNTHETIC_CLASSES)
+    assert not set(seen) & set(unseen)
+    assert sorted(seen + unseen) == sorted(SYNTHETIC_CLASSES)
+    assert len(unseen) == len(SYNTHETIC_CLASSES) // 4
+    seen_colors = {c.split('-')[0] for c in seen}
+    seen_shapes = {c.split('-')[1] for c in seen}
+    assert seen_colors == set(COLORS) and seen_shapes == set(SHAPES)
+    # Every unseen class is a new combination of a seen colour and shape.
+    for name in unseen:
+        color, shape = name.split('-')
+        assert color in seen_colors and shape in seen_shapes
+    assert synthetic_split() == split  # stable
+
+
+def test_dataset_config_lists_the_split():
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/_base_/datasets/synthetic_oneshot.py'))
+    split = synthetic_split()
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.split == dict(seen=split['seen'],
+                                                 unseen=split['unseen'])
+    assert cfg.train_dataloader.dataset.episode_classes == 'seen'
+    assert cfg.val_dataloader.dataset.episode_classes == 'unseen'
+
+
+def test_dataset_base_builds_episodes(dataset):
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    import oneshot  # noqa: F401  (registers the modules)
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/_base_/datasets/synthetic_oneshot.py'))
+    ds_cfg = cfg.val_dataloader.dataset
+    ds_cfg.data_root = dataset['root'] + '/'
+    ds = DATASETS.build(ds_cfg)
+    assert len(ds) > 0
+    item = ds[0]
+    assert item['inputs']['img'].shape == (3, 160, 160)
+    assert item['inputs']['query'].shape == (1, 3, 64, 64)
+    label = item['data_samples'].episode_label
+    assert ds.metainfo['classes'][label] in synthetic_split()['unseen']
+
+
+def test_skip_existing_keeps_and_param_change_regenerates(tmp_path):
+    root = str(tmp_path)
+    paths = generate_synthetic_dataset(root, num_train=3, num_val=2)
+    mtime = os.stat(paths['train_ann']).st_mtime_ns
+    generate_synthetic_dataset(root, num_train=3, num_val=2)
+    assert os.stat(paths['train_ann']).st_mtime_ns == mtime
+    generate_synthetic_dataset(root, num_train=4, num_val=2)
+    assert len(_load(paths['train_ann'])['images']) == 4
+    # A missing image means the data are incomplete: regenerate.
+    os.remove(osp.join(paths['val_img_dir'], '000001.png'))
+    generate_synthetic_dataset(root, num_train=4, num_val=2)
+    assert osp.isfile(osp.join(paths['val_img_dir'], '000001.png'))
+
+
+def test_restricted_classes(tmp_path):
+    classes = ['red-circle', 'blue-square', 'green-star']
+    paths = generate_synthetic_dataset(str(tmp_path), num_train=6,
+                                       num_val=3, classes=classes)
+    data = _load(paths['train_ann'])
+    assert len(data['categories']) == 64
+    drawn = {SYNTHETIC_CLASSES[a['category_id'] - 1]
+             for a in data['annotations']}
+    assert drawn <= set(classes) and len(drawn) >= 2
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(ValueError, match='pink-circle'):
+        generate_synthetic_dataset(str(tmp_path), classes=['pink-circle',
+                                                           'red-star'])
+    with pytest.raises(ValueError, match='image_size'):
+        generate_synthetic_dataset(str(tmp_path), image_size=32)
+    with pytest.raises(ValueError, match='num_train'):
+        generate_synthetic_dataset(str(tmp_path), num_train=-1)
+
+
+def test_cli_prints_summary(tmp_path):
+    out = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools/data/generate_synthetic.py'),
+         str(tmp_path), '--num-train', '4', '--num-val', '3', '--seed', '2'],
+        capture_output=True, text=True, check=True,
+        env=dict(os.environ, PYTHONWARNINGS='ignore')).stdout
+    assert '64 classes (48 seen, 16 unseen)' in out
+    assert 'train: 4 images' in out and 'val: 3 images' in out
+    assert _load(osp.join(str(tmp_path), 'annotations/val.json'))[
+        'info']['seed'] == 2
