@@ -121,6 +121,18 @@ def test_every_class_in_val_and_balanced(dataset):
     assert max(counts) - min(counts) <= 3, counts
 
 
+def test_small_val_split_has_classes_in_several_images(tmp_path):
+    """One-shot episodes need a class in >= 2 images (query from another
+    image): even 8 val images give every drawn class that."""
+    paths = generate_synthetic_dataset(str(tmp_path), num_train=0,
+                                       num_val=8, seed=3)
+    images_of = {}
+    for a in _load(paths['val_ann'])['annotations']:
+        images_of.setdefault(a['category_id'], set()).add(a['image_id'])
+    assert len(images_of) >= 6
+    assert min(len(v) for v in images_of.values()) >= 2
+
+
 def test_split_is_disjoint_covering_and_made_of_seen_parts():
     split = synthetic_split()
     seen, unseen = split['seen'], split['unseen']

@@ -40,7 +40,7 @@ SYNTHETIC_CLASSES: List[str] = [
 ]
 # Bumped whenever the pictures or annotations for a given seed change, so
 # that ``skip_existing`` regenerates data written by an older generator.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 def synthetic_split() -> Dict[str, List[str]]:
@@ -139,29 +139,53 @@ def _random_picker(pool: List[int],
     return lambda n: [int(c) for c in rng.choice(pool, n, replace=False)]
 
 
-def _balanced_picker(pool: List[int],
-                     rng: np.random.Generator) -> Callable[[int], List[int]]:
-    """``pick(n)``: ``n`` distinct classes taken in turn from shuffled copies
-    of ``pool``, so that every class occurs about equally often.
+def _take_distinct(queue: Deque[int], n: int, pool: Sequence[int],
+                   rng: np.random.Generator) -> List[int]:
+    """Pop the first ``n`` distinct classes of ``queue`` (``n <= len(pool)``),
+    appending a shuffled copy of ``pool`` when the queue runs short."""
+    if len(queue) < n:
+        queue.extend(int(c) for c in rng.permutation(pool))
+    chosen: List[int] = []
+    skipped: List[int] = []
+    while len(chosen) < n:
+        # A class left over from the previous shuffle may come up twice;
+        # keep the second copy, in order, for the next call.
+        c = queue.popleft()
+        (skipped if c in chosen else chosen).append(c)
+    queue.extendleft(reversed(skipped))
+    return chosen
 
-    Used for the val split: a class's AP50 is only meaningful if the class
-    has a fair number of target images, which uniform sampling does not
+
+def _balanced_picker(pool: List[int], rng: np.random.Generator,
+                     group_size: int = 8,
+                     images_per_group: int = 8) -> Callable[[int], List[int]]:
+    """``pick(n)``: ``n`` distinct classes such that every class of ``pool``
+    gets about the same number of images, and does so in runs.
+
+    Classes are taken ``group_size`` at a time from shuffled copies of
+    ``pool``; the next ``images_per_group`` images draw their classes in
+    turn from that group only, so each class of the group lands in 2-4 of
+    them (images hold 2-4 classes). One-shot episodes need a class in at
+    least two images (the query comes from another image than the target),
+    so even a val split of 8 images has episodes; ``len(pool) /
+    group_size * images_per_group`` images (64 for all classes) hold every
+    class. Used for the val split: a class's AP50 is only meaningful if the
+    class has a fair number of images, which uniform sampling does not
     guarantee for a few hundred images and 64 classes.
     """
-    queue: Deque[int] = deque()
+    group_size = min(group_size, len(pool))
+    order: Deque[int] = deque()  # classes not yet given a group
+    in_group: Deque[int] = deque()  # turn order within the group
+    state = dict(group=[], left=0)
 
     def pick(n: int) -> List[int]:
-        if len(queue) < n:
-            queue.extend(int(c) for c in rng.permutation(pool))
-        chosen: List[int] = []
-        skipped: List[int] = []
-        while len(chosen) < n:
-            # A class still queued from the previous shuffle may come up
-            # twice; keep the second copy for a later image.
-            c = queue.popleft()
-            (skipped if c in chosen else chosen).append(c)
-        queue.extendleft(reversed(skipped))
-        return chosen
+        if state['left'] == 0:
+            state['group'] = _take_distinct(order, group_size, pool, rng)
+            state['left'] = images_per_group
+            in_group.clear()
+        state['left'] -= 1
+        return _take_distinct(in_group, min(n, group_size), state['group'],
+                              rng)
 
     return pick
 
@@ -173,8 +197,7 @@ def _render_image(size: int, rng: np.random.Generator, min_obj: int,
     """One image and its objects ``[(class_index, [x, y, w, h], area)]``
     of 2-4 classes of ``pool`` chosen by ``pick(n)``."""
     img = _background(size, rng)
-    num_classes = min(len(pool), int(rng.integers(2, 5)))
-    classes = pick(num_classes)
+    classes = pick(min(len(pool), int(rng.integers(2, 5))))
     placed: List[Tuple[float, float, float]] = []
     objects = []
     mask = np.zeros((size, size), np.uint8)
@@ -249,9 +272,10 @@ def generate_synthetic_dataset(out_dir: str,
     category ids ``1..64`` follow :data:`SYNTHETIC_CLASSES`. Every drawn
     object is annotated (``bbox`` xywh tight around its pixels, ``area`` its
     pixel count, ``iscrowd`` 0); which classes are seen or unseen is the
-    dataset's business (:func:`synthetic_split`). Val images take their
-    classes in turn from shuffled class lists, so every class has about the
-    same number of val images. Deterministic in ``seed`` (local
+    dataset's business (:func:`synthetic_split`). Val images take
+    their classes in turn from groups of 8 classes, 8 images per group
+    (see ``_balanced_picker``), so every class has about the same number
+    of val images, and even 8 val images give one-shot episodes. Deterministic in ``seed`` (local
     ``numpy.random.Generator`` s; global RNGs are untouched).
 
     Args:
