@@ -51,6 +51,8 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    # Ground truth is loaded after Resize: boxes stay in original pixels,
+    # where predictions are rescaled back to.
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='LoadQueryPatches'),
     dict(type='ResizeQueryPatches', size=query_size),
@@ -61,6 +63,7 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
+    # (idx, draw seed) pairs: each epoch draws new episodes, deterministically.
     sampler=dict(type='EpisodeSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
@@ -76,6 +79,7 @@ val_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     drop_last=False,
+    # All episodes of one image in one batch: one backbone pass per image.
     sampler=dict(type='ImageGroupedSampler'),
     batch_sampler=dict(type='SameImageBatchSampler'),
     dataset=dict(
@@ -84,7 +88,7 @@ val_dataloader = dict(
         ann_file='annotations/val.json',
         data_prefix=dict(img='val/'),
         split=split,
-        episode_classes='unseen',
+        episode_classes='unseen',  # 'seen' or 'all' to evaluate others
         query_min_size=8,
         test_mode=True,
         pipeline=test_pipeline))
