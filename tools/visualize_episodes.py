@@ -37,7 +37,9 @@ def pick_episodes(dataset, num: int) -> list:
         label = dataset.get_data_info(i)['episode_label']
         by_class.setdefault(label, []).append(i)
     labels = sorted(by_class)
-    step = max(1, len(labels) // max(1, num))
+    # +1: class lists are often grouped (colour-major), a plain stride would
+    # keep hitting the same group.
+    step = max(1, len(labels) // max(1, num)) + 1
     order = labels[::step] + [lb for lb in labels if lb not in labels[::step]]
     picks, rank = [], 0
     while len(picks) < num and any(rank < len(v) for v in by_class.values()):
