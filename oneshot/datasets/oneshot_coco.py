@@ -1,5 +1,6 @@
 """One-shot episodes over a COCO-format dataset."""
 import json
+import os.path as osp
 import random
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -219,7 +220,6 @@ class OneShotCocoDataset(CocoDataset):
         return data_list
 
     def _img_path(self, file_name: str) -> str:
-        import os.path as osp
         return osp.join(self.data_prefix.get('img', ''), file_name)
 
     def _read_query_whitelist(self) -> Optional[set]:
