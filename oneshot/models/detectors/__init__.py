@@ -1,3 +1,7 @@
-from .siamese_two_stage import EpisodeFeats, SiameseTwoStageDetector
+from .siamese_base import EpisodeFeats, MatcherOutput, SiameseEpisodeMixin
+from .siamese_two_stage import SiameseTwoStageDetector
 
-__all__ = ['SiameseTwoStageDetector', 'EpisodeFeats']
+__all__ = [
+    'SiameseTwoStageDetector', 'SiameseEpisodeMixin', 'EpisodeFeats',
+    'MatcherOutput'
+]
