@@ -156,6 +156,50 @@ class SiameseEpisodeMixin:
         if getattr(self.roi_head, 'uses_query', False):
             return dict(query_feats=feats.query, target_feats=feats.target)
         return dict()
+    def predict_with_feats(self,
+                           target_feats: Sequence[Tensor],
+                           query_feats: Sequence[Tensor],
+                           batch_data_samples: SampleList,
+                           rescale: bool = True) -> SampleList:
+        """Predict episodes from precomputed target and query features.
+
+        The cached inference path: ``target_feats`` from
+        :meth:`extract_feat` and ``query_feats`` from
+        :meth:`extract_query_feat`, already one row per episode (expand a
+        cached target to the number of queries with ``feat.expand``).
+        Equal to :meth:`predict` on the same images.
+
+        Args:
+            target_feats (Sequence[Tensor]): Per level ``(B, C, H, W)``.
+            query_feats (Sequence[Tensor]): Per level ``(B, C, h, w)``.
+            batch_data_samples (list[DetDataSample]): One per episode, with
+                the target's ``img_shape``, ``scale_factor`` and
+                ``ori_shape`` metainfo.
+            rescale (bool): Boxes in original image pixels.
+
+        Returns:
+            list[DetDataSample]: With ``pred_instances``.
+        """
+        feats = self.match(tuple(target_feats), tuple(query_feats))
+        return self.predict_matched(feats, batch_data_samples, rescale)
+
+    def predict_matched(self, feats: EpisodeFeats,
+                        batch_data_samples: SampleList,
+                        rescale: bool = True) -> SampleList:
+        """Heads and post-processing on matched features (per detector)."""
+        raise NotImplementedError(
+            f'{type(self).__name__} must implement predict_matched(feats, '
+            'batch_data_samples, rescale) to support cached inference.')
+
+    def add_episode_predictions(self, batch_data_samples: SampleList,
+                                results_list: list) -> SampleList:
+        """Write each episode's ``episode_label`` into its predicted labels
+        (heads are class-agnostic) and attach ``pred_instances``."""
+        for results, sample in zip(results_list, batch_data_samples):
+            label = sample.metainfo.get('episode_label', 0)
+            results.labels = torch.full_like(results.labels, int(label))
+        return self.add_pred_to_datasample(batch_data_samples, results_list)
+
     def _check_gt_labels(self, batch_data_samples: SampleList) -> None:
         """Fail clearly when ground truth is not one-foreground-class."""
         head = getattr(self, 'roi_head', None) or getattr(

@@ -150,6 +150,18 @@ class SiameseTwoStageDetector(SiameseEpisodeMixin, TwoStageDetector):
             ``(N,)`` = the episode's ``episode_label``, 0 if absent).
         """
         feats = self.extract_episode_feat(batch_inputs, batch_data_samples)
+        return self.predict_matched(feats, batch_data_samples, rescale)
+
+    def predict_matched(self,
+                        feats: EpisodeFeats,
+                        batch_data_samples: SampleList,
+                        rescale: bool = True) -> SampleList:
+        """Proposals and detections from already matched features.
+
+        :meth:`predict` is ``extract_episode_feat`` followed by this; the
+        inferencer calls it with cached target and query features
+        (:meth:`SiameseEpisodeMixin.predict_with_feats`).
+        """
         rpn_results_list = self.rpn_head.predict(
             feats.matched, batch_data_samples, rescale=False)
         results_list = self.roi_head.predict(
@@ -158,10 +170,7 @@ class SiameseTwoStageDetector(SiameseEpisodeMixin, TwoStageDetector):
             batch_data_samples,
             rescale=rescale,
             **self._roi_head_kwargs(feats))
-        for results, sample in zip(results_list, batch_data_samples):
-            label = sample.metainfo.get('episode_label', 0)
-            results.labels = torch.full_like(results.labels, int(label))
-        return self.add_pred_to_datasample(batch_data_samples, results_list)
+        return self.add_episode_predictions(batch_data_samples, results_list)
 
     def _forward(self, batch_inputs: Dict[str, Tensor],
                  batch_data_samples: SampleList) -> tuple:
