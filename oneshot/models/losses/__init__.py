@@ -1,1 +1,2 @@
 
+from .ratio_preserving_loss import RatioPreservingLoss  # noqa: F401
