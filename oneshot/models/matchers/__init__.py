@@ -1,3 +1,4 @@
+from .co_attention_matcher import CoAttentionMatcher
 from .cross_attention_matcher import CrossAttentionMatcher
 from .l1_diff_matcher import L1DiffMatcher
 from .matcher_utils import (CrossAttentionLayer, PositionEncoding2D,
