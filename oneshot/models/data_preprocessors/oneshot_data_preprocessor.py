@@ -65,6 +65,19 @@ class OneShotDataPreprocessor(DetDataPreprocessor):
             inputs=dict(img=target['inputs'], query=query),
             data_samples=target['data_samples'])
 
+    def preprocess_targets(self, data: dict, training: bool = False) -> dict:
+        """Preprocess target images alone (``inputs`` is a list of uint8
+        ``(3, H, W)`` tensors), exactly as :meth:`forward` does for the
+        ``img`` part; used by the inferencer to encode a target once."""
+        return super().forward(data, training=training)
+
+    def preprocess_queries(self, queries: Union[Tensor, Sequence[Tensor]]
+                           ) -> Tensor:
+        """Preprocess query patches alone: ``B`` uint8 ``(K, 3, S, S)``
+        tensors -> float ``(B, K, 3, S, S)`` on the model's device, exactly
+        as :meth:`forward` does for the ``query`` part."""
+        return self._preprocess_queries(queries, None)
+
     def _preprocess_queries(self, queries: Union[Tensor, Sequence[Tensor]],
                             data_samples: Optional[list]) -> Tensor:
         """Cast, channel-flip, normalise and stack the query patches.

@@ -1,0 +1,144 @@
+"""Run a one-shot detector with your own query on your own images.
+
+    python tools/demo.py TARGET --query QUERY [--query-box x1,y1,x2,y2]
+        [--config CFG] [--checkpoint CKPT] [--out DIR]
+
+TARGET is an image or a folder of images. Each ``--query`` is one query
+image (repeat it for several queries); ``--query-box`` crops the object from
+the query image (once per ``--query``, same order; without it the whole
+query image is the object). ``--kshot`` treats all ``--query`` images as K
+shots of one class. Defaults to the quickstart model
+(``bash tools/quickstart.sh`` trains it).
+
+Writes, under ``--out``: one PNG per target and query (detections in green,
+the query thumbnail in the corner) and ``detections.json`` with every
+detection above ``--score-thr`` in target pixel coordinates.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+import mmcv
+from tqdm import tqdm
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from oneshot.apis import OneShotInferencer, Query  # noqa: E402
+from oneshot.apis.inferencer import list_images  # noqa: E402
+from oneshot.visualization import draw_oneshot_result  # noqa: E402
+
+DEFAULT_CONFIG = 'configs/quickstart/siamese-faster-rcnn_r18-tiny_synthetic.py'
+DEFAULT_WORK_DIR = 'work_dirs/quickstart'
+
+
+def parse_box(text: str):
+    if text.lower() in ('full', 'none'):
+        return None  # the whole query image
+    try:
+        box = [float(v) for v in text.split(',')]
+    except ValueError:
+        box = []
+    if len(box) != 4:
+        raise argparse.ArgumentTypeError(
+            f'--query-box {text!r}: expected four numbers x1,y1,x2,y2.')
+    return box
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Detect the class of a query image in target images.')
+    parser.add_argument('target', help='Target image or folder of images.')
+    parser.add_argument('--query', action='append', required=True,
+                        help='Query image (repeat for several queries).')
+    parser.add_argument('--query-box', action='append', type=parse_box,
+                        help='x1,y1,x2,y2 box of the object in the query '
+                        'image (or "full" for the whole image); once per '
+                        '--query, in the same order.')
+    parser.add_argument('--kshot', action='store_true',
+                        help='All --query images are shots of one class.')
+    parser.add_argument('--config', default=DEFAULT_CONFIG)
+    parser.add_argument('--checkpoint', default=None,
+                        help='Defaults to the quickstart\'s last checkpoint '
+                        f'({DEFAULT_WORK_DIR}/last_checkpoint).')
+    parser.add_argument('--out', default='work_dirs/demo')
+    parser.add_argument('--score-thr', type=float, default=0.3)
+    parser.add_argument('--topk', type=int, default=100,
+                        help='At most this many detections per pair.')
+    parser.add_argument('--device', default=None,
+                        help='cpu, cuda, cuda:1 ... (default: cuda if '
+                        'available).')
+    parser.add_argument('--batch-size', type=int, default=8,
+                        help='Queries matched per forward of the heads.')
+    args = parser.parse_args(argv)
+    if args.query_box and len(args.query_box) != len(args.query):
+        parser.error(f'{len(args.query_box)} --query-box for '
+                     f'{len(args.query)} --query; give one box per query '
+                     'or none.')
+    return args
+
+
+def default_checkpoint() -> str:
+    pointer = osp.join(DEFAULT_WORK_DIR, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        raise SystemExit(
+            f'No --checkpoint given and {pointer} does not exist: train the '
+            'quickstart model first (bash tools/quickstart.sh) or pass '
+            '--config and --checkpoint.')
+    with open(pointer) as f:
+        return f.read().strip()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    checkpoint = args.checkpoint or default_checkpoint()
+    boxes = args.query_box or [None] * len(args.query)
+    shots = [Query(path, box) for path, box in zip(args.query, boxes)]
+    queries = [shots] if args.kshot else shots
+    targets = list_images(args.target) if osp.isdir(args.target) \
+        else [args.target]
+
+    inferencer = OneShotInferencer(
+        args.config, checkpoint, device=args.device,
+        batch_size=args.batch_size)
+    encoded = inferencer.encode(queries)
+    os.makedirs(args.out, exist_ok=True)
+    names = [qs.name for qs in encoded.sets]
+    records = []
+    for target in tqdm(targets, desc='targets', unit='img'):
+        result = inferencer(target, encoded, score_thr=args.score_thr,
+                            topk=args.topk)[0]
+        img = mmcv.imread(target, flag='color')
+        stem = osp.splitext(osp.basename(target))[0]
+        for qs, det in zip(encoded.sets, result['detections']):
+            picture = draw_oneshot_result(
+                img, qs.patches, det['bboxes'], det['scores'],
+                class_name=qs.name, score_thr=args.score_thr)
+            suffix = '' if len(names) == 1 else f'_{qs.name}'
+            mmcv.imwrite(picture, osp.join(args.out, f'{stem}{suffix}.png'))
+        records.append(dict(
+            target=target, width=result['width'],
+            height=result['height'],
+            detections=[dict(query=d['query'],
+                             bboxes=d['bboxes'].astype(float).round(2).tolist(),
+                             scores=d['scores'].astype(float).round(4).tolist())
+                        for d in result['detections']]))
+    summary = dict(
+        config=args.config, checkpoint=checkpoint,
+        score_thr=args.score_thr,
+        queries=[dict(name=qs.name,
+                      shots=[dict(img=q.img, bbox=q.bbox) for q in qs.shots])
+                 for qs in encoded.sets],
+        results=records)
+    out_json = osp.join(args.out, 'detections.json')
+    with open(out_json, 'w') as f:
+        json.dump(summary, f, indent=1)
+    print(f'[demo] {len(targets)} target(s) x {len(names)} query(ies): '
+          f'{inferencer.num_target_passes} target and '
+          f'{inferencer.num_query_passes} query backbone passes; pictures '
+          f'and {out_json} in {args.out}')
+
+
+if __name__ == '__main__':
+    main()
