@@ -79,6 +79,10 @@ def parse_args(argv=None):
     return args
 
 
+def _rounded(values, digits: int) -> list:
+    return values.astype(float).round(digits).tolist()
+
+
 def default_checkpoint() -> str:
     pointer = osp.join(DEFAULT_WORK_DIR, 'last_checkpoint')
     if not osp.isfile(pointer):
@@ -121,8 +125,8 @@ def main(argv=None):
             target=target, width=result['width'],
             height=result['height'],
             detections=[dict(query=d['query'],
-                             bboxes=d['bboxes'].astype(float).round(2).tolist(),
-                             scores=d['scores'].astype(float).round(4).tolist())
+                             bboxes=_rounded(d['bboxes'], 2),
+                             scores=_rounded(d['scores'], 4))
                         for d in result['detections']]))
     summary = dict(
         config=args.config, checkpoint=checkpoint,
