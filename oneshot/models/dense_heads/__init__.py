@@ -1,1 +1,3 @@
+from .matching_fcos_head import MatchingFCOSHead
 
+__all__ = ['MatchingFCOSHead']

@@ -1,5 +1,6 @@
 from .siamese_base import EpisodeFeats, MatcherOutput, SiameseEpisodeMixin
 from .siamese_two_stage import SiameseTwoStageDetector
+from .siamese_single_stage import SiameseSingleStageDetector  # noqa: F401
 
 __all__ = [
     'SiameseTwoStageDetector', 'SiameseEpisodeMixin', 'EpisodeFeats',

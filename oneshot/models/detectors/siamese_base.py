@@ -114,7 +114,7 @@ class SiameseEpisodeMixin:
             EpisodeFeats: matched, target and query features, one row per
             episode.
         """
-        img, query = _unpack_inputs(batch_inputs)
+        img, query = _unpack_inputs(batch_inputs, type(self).__name__)
         if img.shape[0] != query.shape[0]:
             raise ValueError(
                 f'Batch has {img.shape[0]} target images but {query.shape[0]} '
@@ -202,8 +202,9 @@ class SiameseEpisodeMixin:
 
     def _check_gt_labels(self, batch_data_samples: SampleList) -> None:
         """Fail clearly when ground truth is not one-foreground-class."""
-        head = getattr(self, 'roi_head', None) or getattr(
-            self, 'bbox_head', None)
+        head_name = 'roi_head' if getattr(self, 'roi_head', None) \
+            is not None else 'bbox_head'
+        head = getattr(self, head_name, None)
         num_classes = getattr(head, 'num_classes', None)
         if num_classes is None:
             num_classes = getattr(
@@ -214,21 +215,23 @@ class SiameseEpisodeMixin:
                 meta = sample.metainfo
                 raise ValueError(
                     'One-shot episodes have one foreground class: '
-                    'gt_instances.labels must be 0 (roi_head num_classes='
+                    f'gt_instances.labels must be 0 ({head_name} num_classes='
                     f'{num_classes}), got labels {labels.unique().tolist()} '
                     f'for episode_id={meta.get("episode_id")}, '
                     f'img_id={meta.get("img_id")}. The dataset should keep '
                     'only the episode class with bbox_label 0.')
 
 
-def _unpack_inputs(batch_inputs: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-    """Return ``(img, query)`` from the preprocessor's input dict."""
+def _unpack_inputs(batch_inputs: Dict[str, Tensor],
+                   owner: str) -> Tuple[Tensor, Tensor]:
+    """Return ``(img, query)`` from the preprocessor's input dict; errors
+    name ``owner`` (the detector class)."""
     if not isinstance(batch_inputs, dict) or 'img' not in batch_inputs \
             or 'query' not in batch_inputs:
         got = sorted(batch_inputs) if isinstance(batch_inputs, dict) else \
             type(batch_inputs).__name__
         raise TypeError(
-            'SiameseTwoStageDetector expects inputs=dict(img=Tensor '
+            f'{owner} expects inputs=dict(img=Tensor '
             f'(B, 3, H, W), query=Tensor (B, K, 3, S, S)), got {got}. Use '
             'OneShotDataPreprocessor as the data_preprocessor.')
     return batch_inputs['img'], batch_inputs['query']
