@@ -96,9 +96,10 @@ class BHRLRoIHead(StandardRoIHead):
         merged = finest
         for feat in query_feats[1:]:
             if feat.shape[-2] > size[0] or feat.shape[-1] > size[1]:
+                shapes = [tuple(f.shape) for f in query_feats]
                 raise ValueError(
                     'BHRLRoIHead: query_feats must be ordered finest level '
-                    f'first, got shapes {[tuple(f.shape) for f in query_feats]}.')
+                    f'first, got shapes {shapes}.')
             merged = merged + F.interpolate(
                 feat, size=size, mode='bilinear', align_corners=False)
         merged = merged / len(query_feats)
