@@ -1,3 +1,6 @@
 from . import data_preprocessors  # noqa: F401
+from . import dense_heads  # noqa: F401
 from . import detectors  # noqa: F401
+from . import losses  # noqa: F401
 from . import matchers  # noqa: F401
+from . import roi_heads  # noqa: F401
