@@ -107,9 +107,22 @@ def test_sarm_relates_each_proposal_to_its_episode_query():
         assert query.shape == (2, 64, 7, 7)  # once per episode
         proposals = model.rpn_head.predict(
             feats.matched, data['data_samples'], rescale=False)
+        pooled: List[int] = []
+        projected: List[int] = []
+        hooks = [
+            model.roi_head.bbox_roi_extractor.register_forward_hook(
+                lambda module, args, out: pooled.append(args[1].shape[0])),
+            model.roi_head.bbox_head.query_proj.register_forward_hook(
+                lambda module, args, out: projected.append(args[0].shape[0]))
+        ]
         (cls_score, bbox_pred), = model(**data, mode='tensor')
+        for hook in hooks:
+            hook.remove()
     num = sum(len(p) for p in proposals)
     assert num > 0
+    # The query is pooled and projected once per episode (2 rows), the
+    # proposals once each.
+    assert pooled == [2, num] and projected == [2]
     assert cls_score.shape == (num, 2) and bbox_pred.shape == (num, 4)
     # The relation depends on the query: swapping the two episodes'
     # queries changes the scores of the same proposals.
