@@ -72,7 +72,7 @@ def test_tiny_detector_learns_to_find_the_query_class(tmp_path):
 
 def _other_class_boxes(coco, info):
     """xyxy boxes of the classes other than the episode's in its image."""
-    anns = coco.load_anns(coco.get_ann_ids(img_ids=[info['img_id']]))
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[info['img_id']]))
     boxes = [[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
               a['bbox'][1] + a['bbox'][3]] for a in anns
              if a['category_id'] != info['episode_cat_id']]

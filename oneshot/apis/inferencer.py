@@ -483,5 +483,3 @@ class OneShotInferencer:
         if not targets:
             raise ValueError('No target images given.')
         return targets
-
-

@@ -156,6 +156,7 @@ class SiameseEpisodeMixin:
         if getattr(self.roi_head, 'uses_query', False):
             return dict(query_feats=feats.query, target_feats=feats.target)
         return dict()
+
     def predict_with_feats(self,
                            target_feats: Sequence[Tensor],
                            query_feats: Sequence[Tensor],

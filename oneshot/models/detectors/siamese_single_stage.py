@@ -1,14 +1,14 @@
 """Single-stage one-shot detector: shared backbone, matcher, dense head."""
 from typing import Dict
 
-import torch
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
-from .siamese_base import SiameseEpisodeMixin, check_query_fusion
+from .siamese_base import (EpisodeFeats, SiameseEpisodeMixin,
+                           check_query_fusion)
 
 
 @MODELS.register_module()
@@ -116,12 +116,17 @@ class SiameseSingleStageDetector(SiameseEpisodeMixin, SingleStageDetector):
             ``(N,)`` = the episode's ``episode_label``, 0 if absent).
         """
         feats = self.extract_episode_feat(batch_inputs, batch_data_samples)
+        return self.predict_matched(feats, batch_data_samples, rescale)
+
+    def predict_matched(self,
+                        feats: EpisodeFeats,
+                        batch_data_samples: SampleList,
+                        rescale: bool = True) -> SampleList:
+        """Dense head and post-processing on already matched features
+        (:meth:`predict` and the inferencer's cached path)."""
         results_list = self.bbox_head.predict(
             feats.matched, batch_data_samples, rescale=rescale)
-        for results, sample in zip(results_list, batch_data_samples):
-            label = sample.metainfo.get('episode_label', 0)
-            results.labels = torch.full_like(results.labels, int(label))
-        return self.add_pred_to_datasample(batch_data_samples, results_list)
+        return self.add_episode_predictions(batch_data_samples, results_list)
 
     def _forward(self, batch_inputs: Dict[str, Tensor],
                  batch_data_samples: SampleList = None) -> tuple:

@@ -46,7 +46,8 @@ class SiameseTwoStageDetector(SiameseEpisodeMixin, TwoStageDetector):
       the original FPN maps),
 
     after the usual ``(x, rpn_results_list, batch_data_samples)`` where
-    ``x`` is the matched maps (``MatcherOutput.roi`` when given). Stock mmdet RoI heads get neither.
+    ``x`` is the matched maps (``MatcherOutput.roi`` when given). Stock
+    mmdet RoI heads get neither.
 
     Args:
         backbone (dict): Backbone config, shared by targets and queries.
