@@ -1,6 +1,5 @@
 """CoAE: co-attention/co-excitation matcher, query-aware RoI head, margin
 ranking loss, configs, a short training run and batched prediction."""
-import copy
 import os.path as osp
 
 import numpy as np
@@ -13,8 +12,6 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import oneshot  # noqa: F401  (registers the oneshot modules)
-import oneshot.models.losses  # noqa: F401
-import oneshot.models.roi_heads  # noqa: F401
 from oneshot.datasets.synthetic import generate_synthetic_dataset
 from oneshot.models.detectors.siamese_base import MatcherOutput
 from oneshot.models.losses.margin_ranking_loss import MarginRankingLoss
@@ -336,8 +333,8 @@ def test_r50_config_follows_the_paper_and_runs():
     torch.manual_seed(0)
     model = MODELS.build(model_cfg)
     head = model.roi_head.bbox_head
-    assert [tuple(m.weight.shape) for m in head.fc_cls] == [(8, 4096),
-                                                           (2, 8)]
+    shapes = [tuple(m.weight.shape) for m in head.fc_cls]
+    assert shapes == [(8, 4096), (2, 8)]  # Linear(4096, 8) -> Linear(8, 2)
     assert tuple(head.fc_reg.weight.shape) == (4, 2048)
     imgs, queries = [_uint8((3, 96, 128), 0)], [_uint8((1, 3, 64, 64), 1)]
     samples = [_sample(1, query_ann_ids=[2])]

@@ -1,5 +1,5 @@
 """Co-attention and co-excitation matcher (CoAE)."""
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn import ConvModule
@@ -76,7 +76,7 @@ class CoAttentionMatcher(BaseModule):
 
     def __init__(self,
                  in_channels: int,
-                 inter_channels: int = None,
+                 inter_channels: Optional[int] = None,
                  reduction: int = 16,
                  norm_cfg: ConfigType = dict(type='BN'),
                  init_cfg: OptMultiConfig = None) -> None:
