@@ -1,3 +1,4 @@
+from .margin_ranking_loss import MarginRankingLoss
+from .ratio_preserving_loss import RatioPreservingLoss
 
-from .ratio_preserving_loss import RatioPreservingLoss  # noqa: F401
-from .margin_ranking_loss import MarginRankingLoss  # noqa: F401
+__all__ = ['MarginRankingLoss', 'RatioPreservingLoss']

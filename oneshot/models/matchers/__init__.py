@@ -6,7 +6,8 @@ from .matcher_utils import (CrossAttentionLayer, PositionEncoding2D,
                             unflatten_positions)
 
 __all__ = [
-    'L1DiffMatcher', 'CrossAttentionMatcher', 'CrossAttentionLayer',
+    'L1DiffMatcher', 'CrossAttentionMatcher', 'CoAttentionMatcher',
+    'CrossAttentionLayer',
     'PositionEncoding2D', 'check_levels', 'flatten_positions',
     'unflatten_positions'
 ]

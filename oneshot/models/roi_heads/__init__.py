@@ -1,6 +1,11 @@
+from .bhrl_bbox_head import BHRLBBoxHead, InstanceHierarchicalRelation
+from .bhrl_roi_head import BHRLRoIHead
+from .coae_bbox_head import CoAEBBoxHead
+from .coae_roi_head import CoAERoIHead
+from .sarm_bbox_head import SARMBBoxHead
+from .sarm_roi_head import SARMRoIHead
 
-from .bhrl_bbox_head import BHRLBBoxHead, InstanceHierarchicalRelation  # noqa: F401
-from .bhrl_roi_head import BHRLRoIHead  # noqa: F401
-from .sarm_roi_head import SARMBBoxHead, SARMRoIHead  # noqa: F401
-from .coae_bbox_head import CoAEBBoxHead  # noqa: F401
-from .coae_roi_head import CoAERoIHead  # noqa: F401
+__all__ = [
+    'BHRLBBoxHead', 'InstanceHierarchicalRelation', 'BHRLRoIHead',
+    'CoAEBBoxHead', 'CoAERoIHead', 'SARMBBoxHead', 'SARMRoIHead'
+]
