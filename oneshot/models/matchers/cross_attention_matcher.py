@@ -55,8 +55,9 @@ class CrossAttentionMatcher(BaseModule):
     the query stream has itself seen the target), ``dropout=0.1``
     (DETR/AIT). Cost: on a 608x1024 target (38x64 tokens) and a 128x128
     query the matcher took 0.16 s against 1.03 s for ResNet-50 conv1-layer3
-    on 2 CPU threads (measured), i.e. about a sixth of the shared backbone. The ReLU after the output conv keeps the
-    fused map non-negative like the layer3 output the C4 RoI head (layer4)
+    on 2 CPU threads (measured on a quiet machine), i.e. about a sixth of
+    the shared backbone. The ReLU after the output conv keeps the fused map
+    non-negative like the layer3 output the C4 RoI head (layer4)
     was pre-trained on.
 
     Attention runs over every position of the (padded) target map; padded
