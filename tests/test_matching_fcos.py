@@ -188,6 +188,32 @@ def test_two_stage_train_step_uses_fcos_proposals_and_trains_sarm():
                    ('roi_head', model.roi_head)])
 
 
+def test_training_proposals_equal_eval_proposals():
+    """FCOS keeps box distances in stride units in training mode
+    (norm_on_bbox); proposals made during training must still be in pixels,
+    i.e. equal the eval-mode proposals of the same maps (GroupNorm model:
+    train and eval forwards are identical). Without the rescaling every
+    training proposal shrank by its stride and never matched a gt box."""
+    model = _build(TWO_STAGE)
+    data = _two_episodes(model, False)
+    feats = model.extract_episode_feat(data['inputs'], data['data_samples'])
+    head = model.rpn_head
+    cfg = model.train_cfg.rpn_proposal
+    with torch.no_grad():
+        head.eval()
+        expected = head.predict_by_feat(
+            *head(feats.matched),
+            batch_img_metas=[s.metainfo for s in data['data_samples']],
+            cfg=cfg)
+        head.train()
+        _, got = head.loss_and_predict(feats.matched, data['data_samples'],
+                                       proposal_cfg=cfg)
+    for exp, res in zip(expected, got):
+        assert len(res) == len(exp) > 0
+        torch.testing.assert_close(res.bboxes, exp.bboxes)
+        torch.testing.assert_close(res.scores, exp.scores)
+
+
 def test_two_stage_predict_labels_with_episode_label_and_rescales():
     model = _build(TWO_STAGE).eval()
     imgs = [_uint8((3, 96, 128), 0), _uint8((3, 64, 64), 1)]

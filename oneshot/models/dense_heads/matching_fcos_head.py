@@ -1,7 +1,12 @@
 """Matching-FCOS: a class-agnostic FCOS head on query-conditioned maps."""
+from typing import Tuple
+
 from mmdet.models.dense_heads import FCOSHead
+from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
-from mmdet.utils import OptConfigType
+from mmdet.structures import SampleList
+from mmdet.utils import InstanceList, OptConfigType
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -85,3 +90,50 @@ class MatchingFCOSHead(FCOSHead):
             train_cfg=train_cfg,
             test_cfg=test_cfg,
             **kwargs)
+
+    def loss_and_predict(self,
+                         x: Tuple[Tensor, ...],
+                         batch_data_samples: SampleList,
+                         proposal_cfg: OptConfigType = None
+                         ) -> Tuple[dict, InstanceList]:
+        """FCOS losses and proposals in one pass (the RPN role in training).
+
+        mmdet's ``FCOSHead.forward_single`` leaves box distances in units of
+        the level's stride while ``self.training`` and ``norm_on_bbox`` are
+        set (the loss wants them that way) and multiplies by the stride only
+        in eval mode. mmdet's generic ``loss_and_predict`` decodes those
+        training-mode outputs as if they were pixels, which shrinks every
+        training proposal by the stride: no proposal overlaps the ground
+        truth, the second stage only ever sees ground-truth boxes as
+        positives and learns nothing useful. Here the distances are
+        scaled to pixels before decoding, so training proposals equal the
+        eval-mode proposals of the same maps.
+
+        Args:
+            x (tuple[Tensor]): Matched maps per level.
+            batch_data_samples (list[DetDataSample]): Ground truth.
+            proposal_cfg (dict, optional): Proposal post-processing.
+
+        Returns:
+            tuple: ``(losses, proposals)`` as mmdet's ``loss_and_predict``.
+        """
+        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = \
+            unpack_gt_instances(batch_data_samples)
+        cls_scores, bbox_preds, centernesses = self(x)
+        losses = self.loss_by_feat(cls_scores, bbox_preds, centernesses,
+                                   batch_gt_instances, batch_img_metas,
+                                   batch_gt_instances_ignore)
+        if self.training and self.norm_on_bbox:
+            bbox_preds = [
+                pred * _stride_value(stride)
+                for pred, stride in zip(bbox_preds, self.strides)
+            ]
+        proposals = self.predict_by_feat(
+            cls_scores, bbox_preds, centernesses,
+            batch_img_metas=batch_img_metas, cfg=proposal_cfg)
+        return losses, proposals
+
+
+def _stride_value(stride) -> float:
+    """Strides may be ints or ``(w, h)`` pairs; FCOS uses square ones."""
+    return float(stride[0] if isinstance(stride, (tuple, list)) else stride)
