@@ -9,12 +9,18 @@ the weights: the RPN keeps a fixed number of proposals).
 For a one-shot config, `--queries N` runs one target image with N episodes
 (N different queries) in one batch, which is how the test loop feeds the
 detector; the time is reported per image and per episode.
+
+`--stages` adds where the time goes: seconds per image in the backbone
+(target and query passes together), neck, matcher, RPN / dense head
+(`predict`, post-processing included) and RoI head, and what is left
+(pre-processing, K-shot fusion, packing the results).
 """
 import argparse
 import os.path as osp
 import sys
 import time
-from typing import List
+from collections import defaultdict
+from typing import Callable, Dict, List
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -41,6 +47,42 @@ def query_size(cfg: Config, default: int = 128) -> int:
         if t['type'] == 'ResizeQueryPatches':
             return int(t['size'])
     return default
+
+
+# The detector's top-level parts that --stages times, and the method that
+# the detector calls on each (a part lacking `predict` is timed on forward).
+STAGES = ('backbone', 'neck', 'matcher', 'rpn_head', 'roi_head', 'bbox_head')
+
+
+def add_stage_timers(model: torch.nn.Module, device: str,
+                     totals: Dict[str, float]) -> List[str]:
+    """Wrap the entry method of each of the model's STAGES so that its
+    seconds accumulate into ``totals[stage]``; returns the stages found."""
+    found = []
+    sync = torch.cuda.synchronize if device.startswith('cuda') else None
+
+    def timed(name: str, fn: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            if sync:
+                sync()
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            if sync:
+                sync()
+            totals[name] += time.perf_counter() - t0
+            return out
+        return wrapper
+
+    for name in STAGES:
+        part = getattr(model, name, None)
+        if not isinstance(part, torch.nn.Module):
+            continue
+        method = 'predict' if hasattr(part, 'predict') else 'forward'
+        # An instance attribute shadows the class method: nn.Module.__call__
+        # and the detector's `part.predict(...)` both find the wrapper.
+        setattr(part, method, timed(name, getattr(part, method)))
+        found.append(name)
+    return found
 
 
 def make_batch(cfg: Config, width: int, height: int, queries: int,
@@ -80,11 +122,14 @@ def main() -> None:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (0: torch default)')
+    parser.add_argument('--stages', action='store_true',
+                        help='also report seconds per stage of the model')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     rows = []
+    stage_rows = []
     for path in args.configs:
         # 'mmdet::...' names a config shipped inside the mmdet package.
         cfg = get_config(path) if '::' in path else Config.fromfile(path)
@@ -94,19 +139,31 @@ def main() -> None:
             cfg.model.backbone.init_cfg = None  # no downloads, random weights
         model = MODELS.build(cfg.model).to(args.device).eval()
         data = make_batch(cfg, *args.size, args.queries, args.shots)
+        totals: Dict[str, float] = defaultdict(float)
+        stages = add_stage_timers(model, args.device, totals) \
+            if args.stages else []
         with torch.no_grad():
             for _ in range(args.warmup):
                 model.test_step(data)
             if args.device.startswith('cuda'):
                 torch.cuda.synchronize()
-            times = []
+            times, per_stage = [], []
             for _ in range(args.repeat):
+                totals.clear()
                 t0 = time.perf_counter()
                 model.test_step(data)
                 if args.device.startswith('cuda'):
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
-        per_img = sorted(times)[len(times) // 2]
+                per_stage.append(dict(totals))
+        # The run with the median total, so that its stages add up to it.
+        order = sorted(range(len(times)), key=times.__getitem__)
+        median = order[len(order) // 2]
+        per_img = times[median]
+        if stages:
+            spent = per_stage[median]
+            stage_rows.append((osp.basename(path), stages, spent,
+                               per_img - sum(spent.values())))
         episodes = args.queries if is_oneshot(cfg) else 1
         rows.append((osp.basename(path), per_img, per_img / episodes,
                      episodes))
@@ -118,6 +175,16 @@ def main() -> None:
     print(f'{"config":<60} {"s/image":>9} {"s/episode":>10} {"episodes":>9}')
     for name, t_img, t_ep, n in rows:
         print(f'{name:<60} {t_img:>9.3f} {t_ep:>10.3f} {n:>9d}')
+    if stage_rows:
+        print('\nseconds per image by stage (same median run; backbone = '
+              'target + query passes; rest = pre-processing, fusion, '
+              'packing)')
+        print(f'{"config":<60}' + ''.join(f'{s:>10}' for s in STAGES) +
+              f'{"rest":>10}')
+        for name, found, spent, rest in stage_rows:
+            cells = ''.join(f'{spent.get(s, 0.0):>10.3f}' if s in found
+                            else f'{"-":>10}' for s in STAGES)
+            print(f'{name:<60}{cells}{rest:>10.3f}')
 
 
 if __name__ == '__main__':
