@@ -3,8 +3,11 @@
 # a matcher conditions the target map on the query; the RPN and the RoI head
 # (layer4 as a shared head + global average pooling) are class-agnostic.
 # Settings follow METHODS.md (CoAE/CAT): anchors scales 4,8,16,32 ratios
-# 0.5,1,2; RPN 12000/2000 (train) 6000/300 (test); 128 RoIs/img, 25 %
-# positives; test NMS 0.3, 100 detections. Method configs replace `matcher`.
+# 0.5,1,2; RPN 12000/2000 (train) 6000/300 (test); RoIAlign 7x7 (CoAE; CAT
+# and AIT change only the matcher, so they keep CoAE's RoI size, and
+# mmdet's C4 default of 14x14 would cost about 4x the layer4 FLOPs per RoI);
+# 128 RoIs/img, 25 % positives; test NMS 0.3, 100 detections. Method configs
+# replace `matcher`.
 #
 # !!! Backbone weights. `torchvision://resnet50` is the full-ImageNet
 # ResNet-50: its training classes overlap COCO's, so unseen-class AP is
@@ -73,13 +76,13 @@ model = dict(
             init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
         bbox_roi_extractor=dict(
             type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),
+            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
             out_channels=1024,
             featmap_strides=[16]),
         bbox_head=dict(
             type='BBoxHead',
             with_avg_pool=True,
-            roi_feat_size=7,
+            roi_feat_size=4,  # 7x7 RoIs after layer4 (stride 2)
             in_channels=2048,
             num_classes=1,
             bbox_coder=dict(
