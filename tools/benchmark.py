@@ -54,21 +54,25 @@ def query_size(cfg: Config, default: int = 128) -> int:
 STAGES = ('backbone', 'neck', 'matcher', 'rpn_head', 'roi_head', 'bbox_head')
 
 
+def device_sync(device: str) -> Callable[[], None]:
+    """What waits for queued kernels before a clock is read on ``device``."""
+    return torch.cuda.synchronize if device.startswith('cuda') else \
+        (lambda: None)
+
+
 def add_stage_timers(model: torch.nn.Module, device: str,
                      totals: Dict[str, float]) -> List[str]:
     """Wrap the entry method of each of the model's STAGES so that its
     seconds accumulate into ``totals[stage]``; returns the stages found."""
     found = []
-    sync = torch.cuda.synchronize if device.startswith('cuda') else None
+    sync = device_sync(device)
 
     def timed(name: str, fn: Callable) -> Callable:
         def wrapper(*args, **kwargs):
-            if sync:
-                sync()
+            sync()
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
-            if sync:
-                sync()
+            sync()
             totals[name] += time.perf_counter() - t0
             return out
         return wrapper
@@ -142,18 +146,17 @@ def main() -> None:
         totals: Dict[str, float] = defaultdict(float)
         stages = add_stage_timers(model, args.device, totals) \
             if args.stages else []
+        sync = device_sync(args.device)
         with torch.no_grad():
             for _ in range(args.warmup):
                 model.test_step(data)
-            if args.device.startswith('cuda'):
-                torch.cuda.synchronize()
+            sync()
             times, per_stage = [], []
             for _ in range(args.repeat):
                 totals.clear()
                 t0 = time.perf_counter()
                 model.test_step(data)
-                if args.device.startswith('cuda'):
-                    torch.cuda.synchronize()
+                sync()
                 times.append(time.perf_counter() - t0)
                 per_stage.append(dict(totals))
         # The run with the median total, so that its stages add up to it.
