@@ -1,4 +1,5 @@
-"""OneShotMetric equals an independent AP50 computation."""
+"""OneShotMetric equals an independent AP50 computation; the query-blind
+level, the matching gain and the negative-target figures too."""
 import numpy as np
 import pytest
 import torch
@@ -76,7 +77,10 @@ def reference_ap50(episodes, label):
 def make_sample(i, e):
     s = DetDataSample(metainfo=dict(
         episode_id=i, img_id=100 + i, episode_label=e['label'],
-        episode_cat_id=e['label'] + 1, run=0))
+        episode_cat_id=e['label'] + 1, run=e.get('run', 0),
+        negative=e.get('negative', False),
+        other_gt_bboxes=[list(b) for b in e.get('others', [])],
+        other_gt_labels=[0] * len(e.get('others', []))))
     s.pred_instances = InstanceData(
         bboxes=torch.tensor(np.asarray(e['boxes'], np.float32).reshape(-1,
                                                                        4)),
@@ -92,8 +96,8 @@ def make_sample(i, e):
     return s.to_dict()
 
 
-def evaluate(episodes):
-    metric = OneShotMetric()
+def evaluate(episodes, **kwargs):
+    metric = OneShotMetric(**kwargs)
     metric.dataset_meta = META
     metric.process({}, [make_sample(i, e) for i, e in enumerate(episodes)])
     return metric.evaluate(len(episodes))
@@ -183,3 +187,123 @@ def test_summarize_runs():
     assert s['x'] == pytest.approx(0.4)
     assert s['x_std'] == pytest.approx(0.2)
     assert summarize_runs([{'x': 0.3}])['x_std'] == 0.0
+
+
+def blind_episodes(eps, seed):
+    """The query-blind detector, built from the metric's documented rule:
+    every non-crowd box of the target (own class first, then the others)
+    with scores ``default_rng([seed, run, episode_id]).random(n)``."""
+    out = []
+    for i, e in enumerate(eps):
+        boxes = np.concatenate([np.asarray(e['gt'], float).reshape(-1, 4),
+                                np.asarray(e.get('others', []),
+                                           float).reshape(-1, 4)])
+        scores = np.random.default_rng([seed, e.get('run', 0), i]).random(
+            len(boxes))
+        out.append(dict(e, boxes=boxes, scores=scores))
+    return out
+
+
+def with_other_classes(rng, eps):
+    """Give every episode 0-3 boxes of other classes, away from its own."""
+    for e in eps:
+        others = []
+        for _ in range(int(rng.integers(0, 4))):
+            p = rng.uniform(300, 500, 2)
+            others.append(np.concatenate([p, p + rng.uniform(10, 60, 2)]))
+        e['others'] = np.asarray(others).reshape(-1, 4)
+    return eps
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_query_blind_level_and_gain_equal_independent_computation(seed):
+    rng = np.random.default_rng(seed)
+    eps = with_other_classes(rng, random_episodes(rng))
+    m = evaluate(eps, blind_seeds=3)
+    for label, name in enumerate(CLASSES):
+        blind = np.mean([reference_ap50(blind_episodes(eps, s), label)
+                         for s in range(3)])
+        assert m[f'oneshot/blind_AP50_{name}'] == pytest.approx(blind,
+                                                                abs=1e-6)
+        assert m[f'oneshot/gain_{name}'] == pytest.approx(
+            reference_ap50(eps, label) - blind, abs=1e-6)
+    blind = [np.mean([reference_ap50(blind_episodes(eps, s), k)
+                      for s in range(3)]) for k in range(4)]
+    assert m['oneshot/blind_AP50'] == pytest.approx(np.mean(blind), abs=1e-6)
+    assert m['oneshot/unseen_blind_AP50'] == pytest.approx(blind[3],
+                                                           abs=1e-6)
+    assert m['oneshot/seen_gain'] == pytest.approx(
+        m['oneshot/seen_AP50'] - m['oneshot/seen_blind_AP50'], abs=1e-9)
+
+
+def two_object_episodes(n, scores_own, scores_other):
+    """n episodes of class a, each with its own object and one object of
+    another class; the detector scores them as given."""
+    return [dict(label=0, gt=[box(0, 0)], crowd=[], others=[box(100, 100)],
+                 boxes=[box(0, 0), box(100, 100)],
+                 scores=[scores_own(i), scores_other(i)]) for i in range(n)]
+
+
+def test_gain_of_perfect_inverted_and_random_rankings():
+    n = 200
+    # The query-blind level of "one own object, one look-alike" is the AP of
+    # a random ranking of n TPs among 2n detections: close to the
+    # analytic value for large n (~0.5-0.6), far from 0 and 1.
+    perfect = evaluate(two_object_episodes(n, lambda i: 0.9,
+                                           lambda i: 0.1))
+    blind = perfect['oneshot/blind_AP50']
+    assert 0.45 < blind < 0.65
+    assert perfect['oneshot/AP50'] == pytest.approx(1.0)
+    assert perfect['oneshot/gain'] == pytest.approx(1.0 - blind)
+    # Every look-alike ranked above every own object: n FPs, then n TPs,
+    # so the interpolated precision is 1/2 at every recall: AP 0.5, below
+    # the blind level (a negative gain).
+    inverted = evaluate(two_object_episodes(n, lambda i: 0.1,
+                                            lambda i: 0.9))
+    assert inverted['oneshot/AP50'] == pytest.approx(0.5)
+    assert inverted['oneshot/gain'] == pytest.approx(0.5 - blind)
+    assert inverted['oneshot/gain'] < -0.02
+    # A detector that ignores the query: gain ~ 0.
+    rng = np.random.default_rng(5)
+    noise = rng.random((n, 2))
+    random_rank = evaluate(two_object_episodes(
+        n, lambda i: noise[i, 0], lambda i: noise[i, 1]))
+    assert abs(random_rank['oneshot/gain']) < 0.06
+    assert random_rank['oneshot/blind_AP50'] == pytest.approx(blind)
+    # Only the own object in every target: the blind level is perfect.
+    alone = [dict(label=0, gt=[box(0, 0)], crowd=[], boxes=[box(0, 0)],
+                  scores=[0.9])]
+    m = evaluate(alone)
+    assert m['oneshot/blind_AP50'] == pytest.approx(1.0)
+    assert m['oneshot/gain'] == pytest.approx(0.0)
+
+
+def test_negative_targets_give_open_set_ap_and_false_alarms():
+    pos = [dict(label=0, gt=[box(0, 0)], crowd=[], boxes=[box(0, 0)],
+                scores=[0.8]),
+           dict(label=3, gt=[box(0, 0)], crowd=[], boxes=[box(0, 0)],
+                scores=[0.8])]
+    neg = [dict(label=0, gt=[], crowd=[], negative=True, others=[box(50, 50)],
+                boxes=[box(50, 50), box(80, 80)], scores=[0.9, 0.3]),
+           dict(label=0, gt=[], crowd=[], negative=True, boxes=[],
+                scores=[]),
+           dict(label=3, gt=[], crowd=[], negative=True, boxes=[box(5, 5)],
+                scores=[0.6])]
+    m = evaluate(pos + neg)
+    protocol = evaluate(pos)
+    # The papers' AP ignores negative targets.
+    assert m['oneshot/AP50'] == protocol['oneshot/AP50'] == pytest.approx(1)
+    assert m['oneshot/blind_AP50'] == protocol['oneshot/blind_AP50']
+    # Class a: a 0.9 false positive above its only TP -> AP 0.5; class d:
+    # its false alarm (0.6) ranks below the TP (0.8) -> AP 1.
+    assert m['oneshot/AP50_a'] == pytest.approx(1.0)
+    assert m['oneshot/open_AP50'] == pytest.approx((0.5 + 1.0) / 2)
+    assert m['oneshot/seen_open_AP50'] == pytest.approx(0.5)
+    assert m['oneshot/unseen_open_AP50'] == pytest.approx(1.0)
+    # Scores >= 0.5 on negatives: a has 1 and 0 over two targets, d 1.
+    assert m['oneshot/seen_FA_per_neg'] == pytest.approx(0.5)
+    assert m['oneshot/unseen_FA_per_neg'] == pytest.approx(1.0)
+    assert m['oneshot/FA_per_neg'] == pytest.approx(0.75)
+    assert 'oneshot/open_AP50' not in protocol
+    assert evaluate(pos + neg, fa_score_thr=0.2)[
+        'oneshot/seen_FA_per_neg'] == pytest.approx(1.0)

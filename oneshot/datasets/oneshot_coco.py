@@ -79,7 +79,19 @@ class OneShotCocoDataset(CocoDataset):
     a non-crowd box in it). The query of run ``r`` is element ``r % n`` of
     the class's candidates from other images shuffled with an RNG seeded by
     the image id (the CoAE/BHRL protocol); K-shot takes elements
-    ``(r * K + k) % n``. :meth:`set_run` switches the run.
+    ``(r * K + k) % n``. :meth:`set_run` switches the run. Every test
+    episode also carries the non-crowd boxes of the *other* classes of its
+    target (``other_gt_bboxes`` xyxy in original image pixels,
+    ``other_gt_labels``), from which the metric computes the query-blind
+    level and the error analysis tells matching errors from localisation
+    errors.
+
+    Negative episodes (``num_negatives > 0``, test mode): for every episode
+    class, up to ``num_negatives`` images that hold no box of the class
+    (seeded by the class label, the same in every run) become episodes with
+    no ground truth and ``negative=True``. They measure what a user of the
+    demo sees: false alarms on images without the query's class. The
+    protocol AP of the papers ignores them (``OneShotMetric``).
 
     Only local RNGs are used; the global ``random``/numpy/torch states are
     never touched.
@@ -99,6 +111,8 @@ class OneShotCocoDataset(CocoDataset):
             as the papers' reference query lists.
         class_sampling (str): ``'uniform'`` or ``'inverse_freq'`` (training
             class choice). Defaults to ``'uniform'``.
+        num_negatives (int): Negative episodes per episode class in test
+            mode (see above). Defaults to 0 (the papers' protocol only).
         run (int): Query draw used in test mode. Defaults to 0.
         seed (int): Seed of training draws for plain integer indices.
         **kwargs: :class:`mmdet.datasets.CocoDataset` arguments
@@ -123,6 +137,7 @@ class OneShotCocoDataset(CocoDataset):
                  query_min_size: float = 16,
                  query_ann_ids_file: Optional[str] = None,
                  class_sampling: str = 'uniform',
+                 num_negatives: int = 0,
                  run: int = 0,
                  seed: int = 0,
                  **kwargs) -> None:
@@ -137,6 +152,10 @@ class OneShotCocoDataset(CocoDataset):
                              f"'inverse_freq', got {class_sampling!r}")
         if num_shots < 1:
             raise ValueError(f'num_shots must be >= 1, got {num_shots}')
+        if num_negatives < 0:
+            raise ValueError(
+                f'num_negatives must be >= 0, got {num_negatives}')
+        self.num_negatives = num_negatives
         self.split = split
         self.episode_classes = episode_classes
         self.num_shots = num_shots
@@ -280,17 +299,20 @@ class OneShotCocoDataset(CocoDataset):
                 level=30)
         out = []
         image_freq: Dict[int, int] = defaultdict(int)
+        negatives = (self._negative_entries(labels) if self.test_mode
+                     and self.num_negatives else {})
         for info in self.data_list:
             present = sorted({
                 inst['bbox_label'] for inst in info['instances']
                 if not inst['ignore_flag'] and inst['bbox_label'] in labels
                 and self._available(inst['bbox_label'], info['img_id']) > 0})
-            if not present:
+            if not present and not negatives.get(info['img_id']):
                 continue
             if self.test_mode:
                 for label in present:
                     out.append(self._episode_entry(info, label))
-            else:
+                out += negatives.get(info['img_id'], [])
+            elif present:
                 info['episode_labels'] = present
                 out.append(info)
                 for label in present:
@@ -305,14 +327,45 @@ class OneShotCocoDataset(CocoDataset):
             label: 1.0 / freq for label, freq in image_freq.items()}
         return out
 
+    def _negative_entries(self, labels: set) -> Dict[int, List[dict]]:
+        """Negative test episodes by image id: per episode class with a
+        query candidate, up to ``num_negatives`` images without any box of
+        the class, drawn with ``random.Random(label)``. An image keeps its
+        negatives after its positive episodes, so each target still forms
+        one group for :class:`ImageGroupedSampler`."""
+        by_img: Dict[int, List[dict]] = defaultdict(list)
+        for label in sorted(labels):
+            if not self.query_bank.get(label):
+                continue
+            candidates = [
+                info for info in self.data_list
+                if all(inst['bbox_label'] != label
+                       for inst in info['instances'])]
+            rng = random.Random(label)
+            for info in rng.sample(candidates,
+                                   min(self.num_negatives, len(candidates))):
+                by_img[info['img_id']].append(
+                    dict(self._episode_entry(info, label), negative=True))
+        for entries in by_img.values():
+            entries.sort(key=lambda e: e['episode_label'])
+        return by_img
+
     def _episode_entry(self, info: dict, label: int) -> dict:
-        """An image dict restricted to the episode class ``label``."""
-        return dict(
+        """An image dict restricted to the episode class ``label``; in test
+        mode it also lists the boxes of the other classes."""
+        entry = dict(
             img_id=info['img_id'], img_path=info['img_path'],
             width=info['width'], height=info['height'],
-            episode_label=label,
+            episode_label=label, negative=False,
             instances=[dict(inst, bbox_label=0) for inst in info['instances']
                        if inst['bbox_label'] == label])
+        if self.test_mode:
+            others = [inst for inst in info['instances']
+                      if inst['bbox_label'] != label
+                      and not inst['ignore_flag']]
+            entry['other_gt_bboxes'] = [list(i['bbox']) for i in others]
+            entry['other_gt_labels'] = [i['bbox_label'] for i in others]
+        return entry
 
     def set_run(self, run: int) -> None:
         """Use query draw ``run`` (test mode) from now on."""

@@ -1,17 +1,28 @@
-"""A procedural one-shot detection dataset (no download needed).
+"""Procedural one-shot detection datasets (no download needed).
 
-64 classes = 8 shapes x 8 colours, drawn filled (with rotation, aspect
-jitter and colour jitter) on cluttered backgrounds of muted noise, lines and
-blobs. A quarter of the classes are unseen: class (shape ``i``, colour
-``j``) is unseen iff ``(i + j) % 4 == 0``, so every unseen class is a new
-*combination* of a shape and a colour that both occur among the seen classes
-— a detector has to match the query's appearance rather than memorise
-class identities.
+Two modes, both COCO format, 160 px images on cluttered backgrounds of muted
+noise, lines and blobs:
+
+``mode='shape'`` (the quickstart's default): **colour carries no class
+information.** 32 classes = 8 outlines x 4 inner patterns (solid, outline,
+halved, dotted); every instance gets a random saturated colour, and in half
+of the images all objects share a two-colour palette. Every image holds, on
+top of its 2-4 drawn classes, a *look-alike*: a class with the same outline
+or the same pattern as one of them. A detector can only score above the
+query-blind level by comparing the query's shape with the target's objects.
+Class (outline ``i``, pattern ``j``) is unseen iff ``(i + j) % 4 == 0``:
+every unseen class is a new combination of an outline and a pattern that
+both occur among the seen classes (8 unseen, 24 seen).
+
+``mode='colour'`` (the original data): 64 classes = 8 shapes x 8 colours,
+drawn filled in their class colour; colour alone tells most classes apart.
+Class (shape ``i``, colour ``j``) is unseen iff ``(i + j) % 4 == 0``.
 
 Used by the quickstart (``tools/quickstart.sh``) and the tests::
 
     from oneshot.datasets.synthetic import generate_synthetic_dataset
     generate_synthetic_dataset('data/synthetic', num_train=2000, num_val=300)
+    generate_synthetic_dataset('data/synthetic-colour', mode='colour')
 """
 import json
 import os
@@ -38,27 +49,59 @@ COLORS: Dict[str, Tuple[int, int, int]] = {
 SYNTHETIC_CLASSES: List[str] = [
     f'{color}-{shape}' for shape in SHAPES for color in COLORS
 ]
+"""The 64 classes of ``mode='colour'`` (``<colour>-<shape>``)."""
+
+OUTLINES: Tuple[str, ...] = ('circle', 'square', 'triangle', 'diamond',
+                             'star', 'cross', 'hexagon', 'arrow')
+PATTERNS: Tuple[str, ...] = ('solid', 'outline', 'halved', 'dotted')
+SHAPE_CLASSES: List[str] = [
+    f'{outline}-{pattern}' for outline in OUTLINES for pattern in PATTERNS
+]
+"""The 32 classes of ``mode='shape'`` (``<outline>-<pattern>``)."""
+
+MODES: Tuple[str, ...] = ('shape', 'colour')
 # Bumped whenever the pictures or annotations for a given seed change, so
 # that ``skip_existing`` regenerates data written by an older generator.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
-def synthetic_split() -> Dict[str, List[str]]:
-    """Seen and unseen class names (48 seen, 16 unseen).
+def synthetic_classes(mode: str = 'shape') -> List[str]:
+    """All class names of ``mode`` in category-id order."""
+    _check_mode(mode)
+    return list(SHAPE_CLASSES if mode == 'shape' else SYNTHETIC_CLASSES)
 
-    Every shape and every colour occurs in exactly two unseen classes and
-    six seen ones, so each unseen class combines a seen shape with a seen
-    colour.
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f'Unknown synthetic mode {mode!r}; use one of '
+                         f'{list(MODES)}.')
+
+
+def synthetic_split(mode: str = 'shape') -> Dict[str, List[str]]:
+    """Seen and unseen class names.
+
+    ``'shape'``: 24 seen, 8 unseen; every outline has one unseen pattern
+    and every pattern two unseen outlines. ``'colour'``: 48 seen, 16
+    unseen; every shape and every colour occurs in exactly two unseen
+    classes and six seen ones. Either way every unseen class combines two
+    parts that both occur in seen classes.
 
     Returns:
         dict: ``seen`` and ``unseen``, lists of names in
-        :data:`SYNTHETIC_CLASSES` order.
+        :func:`synthetic_classes` order.
     """
-    unseen = [
-        f'{color}-{shape}' for i, shape in enumerate(SHAPES)
-        for j, color in enumerate(COLORS) if (i + j) % 4 == 0
-    ]
-    seen = [c for c in SYNTHETIC_CLASSES if c not in set(unseen)]
+    _check_mode(mode)
+    if mode == 'shape':
+        unseen = [
+            f'{outline}-{pattern}' for i, outline in enumerate(OUTLINES)
+            for j, pattern in enumerate(PATTERNS) if (i + j) % 4 == 0
+        ]
+    else:
+        unseen = [
+            f'{color}-{shape}' for i, shape in enumerate(SHAPES)
+            for j, color in enumerate(COLORS) if (i + j) % 4 == 0
+        ]
+    seen = [c for c in synthetic_classes(mode) if c not in set(unseen)]
     return dict(seen=seen, unseen=unseen)
 
 
@@ -81,6 +124,9 @@ def _polygon(shape: str, rng: np.random.Generator) -> np.ndarray:
         t = 0.33
         pts = [(-t, -1), (t, -1), (t, -t), (1, -t), (1, t), (t, t), (t, 1),
                (-t, 1), (-t, t), (-1, t), (-1, -t), (-t, -t)]
+    elif shape == 'arrow':  # pointing up: a head on a wide shaft
+        pts = [(0, -1), (1, 0), (0.4, 0), (0.4, 1), (-0.4, 1), (-0.4, 0),
+               (-1, 0)]
     else:
         raise ValueError(shape)
     return np.asarray(pts, dtype=np.float64)
@@ -109,6 +155,63 @@ def _draw_object(img: np.ndarray, mask: np.ndarray, shape: str,
         pts = pts @ rot.T + (cx, cy)
         cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
     img[mask > 0] = col
+
+
+def _random_colour(rng: np.random.Generator) -> Tuple[int, int, int]:
+    """A saturated BGR colour of uniformly random hue."""
+    hsv = np.array([[[rng.integers(0, 180), rng.integers(150, 256),
+                      rng.integers(150, 256)]]], np.uint8)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+
+
+def _draw_shape_object(img: np.ndarray, mask: np.ndarray, outline: str,
+                       pattern: str, color: Tuple[int, int, int], cx: float,
+                       cy: float, size: float,
+                       rng: np.random.Generator) -> None:
+    """Draw one ``mode='shape'`` object (``outline`` with an inner
+    ``pattern`` cut out of it) into ``img`` and its footprint into
+    ``mask``. The cut-outs show the background through the object."""
+    aspect = rng.uniform(0.85, 1.18)
+    sx, sy = size / 2 * aspect, size / 2 / aspect
+    theta = rng.uniform(-0.35, 0.35)
+    rot = np.array([[np.cos(theta), -np.sin(theta)],
+                    [np.sin(theta), np.cos(theta)]])
+
+    def to_image(pts: np.ndarray) -> np.ndarray:
+        return np.round((pts * (sx, sy)) @ rot.T + (cx, cy)).astype(np.int32)
+
+    def fill(pts: np.ndarray, value: int) -> None:
+        cv2.fillPoly(mask, [to_image(pts)], value)
+
+    mask[:] = 0
+    if outline == 'circle':
+        ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 48,
+                                            endpoint=False)),
+                         np.sin(np.linspace(0, 2 * np.pi, 48,
+                                            endpoint=False))], 1)
+        base = ring
+    else:
+        base = _polygon(outline, rng)
+        ring = None
+    fill(base, 255)
+    if pattern == 'outline':
+        # The same outline at half size, centred on the shape's centroid.
+        centre = base.mean(0)
+        fill((base - centre) * 0.5 + centre, 0)
+    elif pattern == 'halved':
+        band = np.array([(-1.2, -0.17), (1.2, -0.17), (1.2, 0.17),
+                         (-1.2, 0.17)])
+        fill(band + (0, base[:, 1].mean() * 0.5), 0)
+    elif pattern == 'dotted':
+        if ring is None:
+            ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 24,
+                                                endpoint=False)),
+                             np.sin(np.linspace(0, 2 * np.pi, 24,
+                                                endpoint=False))], 1)
+        fill(ring * 0.2 + base.mean(0) * 0.5, 0)
+    elif pattern != 'solid':
+        raise ValueError(pattern)
+    img[mask > 0] = color
 
 
 def _background(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -190,14 +293,37 @@ def _balanced_picker(pool: List[int], rng: np.random.Generator,
     return pick
 
 
+def _look_alike(classes: List[int], pool: List[int],
+                rng: np.random.Generator) -> Optional[int]:
+    """A ``mode='shape'`` class of ``pool`` not in ``classes`` that shares
+    the outline or the pattern of one of them (None if there is none)."""
+    chosen = set(classes)
+    anchor = SHAPE_CLASSES[classes[int(rng.integers(len(classes)))]]
+    outline, pattern = anchor.split('-')
+    candidates = [c for c in pool if c not in chosen and (
+        SHAPE_CLASSES[c].split('-')[0] == outline
+        or SHAPE_CLASSES[c].split('-')[1] == pattern)]
+    if not candidates:
+        return None
+    return int(candidates[int(rng.integers(len(candidates)))])
+
+
 def _render_image(size: int, rng: np.random.Generator, min_obj: int,
                   max_obj: int, pool: List[int],
-                  pick: Callable[[int], List[int]]
+                  pick: Callable[[int], List[int]], mode: str = 'colour'
                   ) -> Tuple[np.ndarray, list]:
     """One image and its objects ``[(class_index, [x, y, w, h], area)]``
-    of 2-4 classes of ``pool`` chosen by ``pick(n)``."""
+    of 2-4 classes of ``pool`` chosen by ``pick(n)`` (``mode='shape'``:
+    plus one look-alike class)."""
     img = _background(size, rng)
     classes = pick(min(len(pool), int(rng.integers(2, 5))))
+    palette = None
+    if mode == 'shape':
+        extra = _look_alike(classes, pool, rng)
+        if extra is not None:
+            classes.append(extra)
+        if rng.random() < 0.5:  # every object in one of two colours
+            palette = [_random_colour(rng), _random_colour(rng)]
     placed: List[Tuple[float, float, float]] = []
     objects = []
     mask = np.zeros((size, size), np.uint8)
@@ -215,9 +341,17 @@ def _render_image(size: int, rng: np.random.Generator, min_obj: int,
             else:
                 continue
             placed.append((cx, cy, obj))
-            shape_name, color_name = SYNTHETIC_CLASSES[cls].split('-')[::-1]
-            _draw_object(img, mask, shape_name, COLORS[color_name], cx, cy,
-                         obj, rng)
+            if mode == 'shape':
+                outline, pattern = SHAPE_CLASSES[cls].split('-')
+                color = (palette[int(rng.integers(2))] if palette
+                         else _random_colour(rng))
+                _draw_shape_object(img, mask, outline, pattern, color, cx,
+                                   cy, obj, rng)
+            else:
+                shape_name, color_name = \
+                    SYNTHETIC_CLASSES[cls].split('-')[::-1]
+                _draw_object(img, mask, shape_name, COLORS[color_name], cx,
+                             cy, obj, rng)
             ys, xs = np.nonzero(mask)
             x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
             objects.append((int(cls), [int(x1), int(y1), int(x2 - x1),
@@ -227,17 +361,20 @@ def _render_image(size: int, rng: np.random.Generator, min_obj: int,
 
 def _write_split(out_dir: str, name: str, num_images: int, size: int,
                  rng: np.random.Generator, params: dict, pool: List[int],
-                 balanced: bool) -> str:
+                 balanced: bool, mode: str) -> str:
     """Render ``num_images`` images into ``out_dir/name/`` and write
     ``out_dir/annotations/name.json``; returns the json path."""
     pick = (_balanced_picker if balanced else _random_picker)(pool, rng)
     img_dir = osp.join(out_dir, name)
     os.makedirs(img_dir, exist_ok=True)
     images, annotations = [], []
-    min_obj, max_obj = max(12, size // 9), max(16, size // 3)
+    if mode == 'shape':  # patterns need a few pixels to show
+        min_obj, max_obj = max(16, size // 8), max(24, size // 3)
+    else:
+        min_obj, max_obj = max(12, size // 9), max(16, size // 3)
     for i in range(num_images):
         img, objects = _render_image(size, rng, min_obj, max_obj, pool,
-                                     pick)
+                                     pick, mode)
         file_name = f'{i:06d}.png'
         cv2.imwrite(osp.join(img_dir, file_name), img)
         img_id = i + 1
@@ -248,12 +385,14 @@ def _write_split(out_dir: str, name: str, num_images: int, size: int,
                 id=len(annotations) + 1, image_id=img_id,
                 category_id=cls + 1, bbox=bbox, area=area, iscrowd=0))
     ann_file = osp.join(out_dir, 'annotations', f'{name}.json')
+    description = ('oneshot synthetic shapes, colour carries no class'
+                   if mode == 'shape' else 'oneshot synthetic shapes')
     with open(ann_file, 'w') as f:
         json.dump(dict(
-            info=dict(description='oneshot synthetic shapes', **params),
+            info=dict(description=description, **params),
             images=images, annotations=annotations,
             categories=[dict(id=i + 1, name=n, supercategory='shape')
-                        for i, n in enumerate(SYNTHETIC_CLASSES)]), f)
+                        for i, n in enumerate(synthetic_classes(mode))]), f)
     return ann_file
 
 
@@ -263,42 +402,48 @@ def generate_synthetic_dataset(out_dir: str,
                                image_size: int = 160,
                                seed: int = 0,
                                skip_existing: bool = True,
-                               classes: Optional[Sequence[str]] = None
-                               ) -> Dict[str, str]:
-    """Write the synthetic dataset in COCO format.
+                               classes: Optional[Sequence[str]] = None,
+                               mode: str = 'shape') -> Dict[str, str]:
+    """Write a synthetic dataset in COCO format.
 
     Layout: ``out_dir/{train,val}/*.png`` (``000000.png``, ...) and
     ``out_dir/annotations/{train,val}.json``; image ids start at 1,
-    category ids ``1..64`` follow :data:`SYNTHETIC_CLASSES`. Every drawn
-    object is annotated (``bbox`` xywh tight around its pixels, ``area`` its
-    pixel count, ``iscrowd`` 0); which classes are seen or unseen is the
-    dataset's business (:func:`synthetic_split`). Val images take
-    their classes in turn from groups of 8 classes, 8 images per group
-    (see ``_balanced_picker``), so every class has about the same number
-    of val images, and even 8 val images give one-shot episodes. Deterministic in ``seed`` (local
-    ``numpy.random.Generator`` s; global RNGs are untouched).
+    category ids ``1..N`` follow :func:`synthetic_classes` of ``mode``.
+    Every drawn object is annotated (``bbox`` xywh tight around its
+    pixels, ``area`` its pixel count, ``iscrowd`` 0); which classes are seen
+    or unseen is the dataset's business (:func:`synthetic_split`). Val
+    images take their classes in turn from groups of 8 classes, 8 images
+    per group (see ``_balanced_picker``), so every class has about the same
+    number of val images, and even 8 val images give one-shot episodes
+    (``mode='shape'`` adds a random look-alike class to each image on top).
+    Deterministic in ``seed`` (local ``numpy.random.Generator`` s; global
+    RNGs are untouched).
 
     Args:
         out_dir (str): Dataset root.
         num_train (int): Training images (>= 0).
         num_val (int): Validation/test images (>= 0).
         image_size (int): Side of the square images (>= 64); objects are
-            about ``image_size / 9`` to ``image_size / 3`` pixels wide.
+            about ``image_size / 9`` (``/ 8`` in shape mode) to
+            ``image_size / 3`` pixels wide.
         seed (int): Generation seed (the val split uses ``seed + 1``).
         skip_existing (bool): Keep an existing dataset whose jsons record
             the same parameters (in ``info``) and whose images exist,
             instead of writing it again.
         classes (Sequence[str], optional): Draw only these classes (the json
-            still lists all 64 categories). Defaults to all.
+            still lists all categories of the mode). Defaults to all.
+        mode (str): ``'shape'`` (colour carries no class information) or
+            ``'colour'`` (class = shape x colour). Defaults to ``'shape'``.
 
     Returns:
         dict: ``train_ann``, ``val_ann`` (json paths), ``train_img_dir``,
         ``val_img_dir``.
 
     Raises:
-        ValueError: A size or count is out of range, or ``classes`` names an
-            unknown class or fewer than two classes.
+        ValueError: A size, count or mode is out of range, or ``classes``
+            names an unknown class or fewer than two classes.
     """
+    _check_mode(mode)
     if num_train < 0 or num_val < 0:
         raise ValueError(f'num_train and num_val must be >= 0, got '
                          f'{num_train} and {num_val}.')
@@ -310,20 +455,24 @@ def generate_synthetic_dataset(out_dir: str,
         val_ann=osp.join(out_dir, 'annotations', 'val.json'),
         train_img_dir=osp.join(out_dir, 'train'),
         val_img_dir=osp.join(out_dir, 'val'))
+    names = synthetic_classes(mode)
     if classes is None:
-        pool = list(range(len(SYNTHETIC_CLASSES)))
+        pool = list(range(len(names)))
     else:
-        unknown = [c for c in classes if c not in SYNTHETIC_CLASSES]
+        unknown = [c for c in classes if c not in names]
         if unknown:
+            parts = (f'"<outline>-<pattern>" with outlines {list(OUTLINES)} '
+                     f'and patterns {list(PATTERNS)}' if mode == 'shape' else
+                     f'"<colour>-<shape>" with colours {list(COLORS)} and '
+                     f'shapes {list(SHAPES)}')
             raise ValueError(
-                f'Unknown synthetic classes {unknown}; names are '
-                f'"<colour>-<shape>" with colours {list(COLORS)} and shapes '
-                f'{list(SHAPES)}.')
-        pool = sorted({SYNTHETIC_CLASSES.index(c) for c in classes})
+                f'Unknown synthetic classes {unknown} for mode={mode!r}; '
+                f'names are {parts}.')
+        pool = sorted({names.index(c) for c in classes})
         if len(pool) < 2:
             raise ValueError(f'classes must name at least 2 distinct classes '
                              f'(images hold 2-4 classes), got {classes}.')
-    params = dict(version=GENERATOR_VERSION, num_train=num_train,
+    params = dict(version=GENERATOR_VERSION, mode=mode, num_train=num_train,
                   num_val=num_val, image_size=image_size, seed=seed,
                   classes=pool)
     if skip_existing and all(
@@ -333,10 +482,11 @@ def generate_synthetic_dataset(out_dir: str,
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     # Separate streams: the val images do not depend on num_train.
     _write_split(out_dir, 'train', num_train, image_size,
-                 np.random.default_rng(seed), params, pool, balanced=False)
+                 np.random.default_rng(seed), params, pool, balanced=False,
+                 mode=mode)
     _write_split(out_dir, 'val', num_val, image_size,
                  np.random.default_rng(seed + 1), params, pool,
-                 balanced=True)
+                 balanced=True, mode=mode)
     return paths
 
 

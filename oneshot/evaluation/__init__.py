@@ -1,4 +1,5 @@
 from .loops import OneShotTestLoop, summarize_runs
-from .oneshot_metric import OneShotMetric
+from .oneshot_metric import OneShotMetric, episode_record, summary_line
 
-__all__ = ['OneShotMetric', 'OneShotTestLoop', 'summarize_runs']
+__all__ = ['OneShotMetric', 'OneShotTestLoop', 'episode_record',
+           'summarize_runs', 'summary_line']

@@ -12,6 +12,11 @@ from mmengine.dist import is_main_process
 from mmengine.runner import TestLoop
 from terminaltables import AsciiTable
 
+from .oneshot_metric import format_metric, summary_line
+
+# Reported first, in this order, each with its seen_/unseen_ means.
+HEADLINE = ('AP50', 'blind_AP50', 'gain', 'open_AP50', 'FA_per_neg')
+
 
 @LOOPS.register_module()
 class OneShotTestLoop(TestLoop):
@@ -23,7 +28,8 @@ class OneShotTestLoop(TestLoop):
     dataloader for it — persistent workers would otherwise keep serving a
     copy of the previous run's dataset. Each run is evaluated and logged
     like an ordinary test epoch; afterwards a table of every run with mean
-    and std is logged and written to ``<log_dir>/oneshot_runs.json``::
+    and std is logged (AP50, the query-blind level and the matching gain
+    first) and written to ``<log_dir>/oneshot_runs.json``::
 
         {"runs": [{"oneshot/AP50": ..., ...}, ...],
          "mean": {...}, "std": {...}, "num_runs": R}
@@ -99,19 +105,27 @@ class OneShotTestLoop(TestLoop):
                summary: Dict[str, float]) -> None:
         """Log the run table and write the JSON (main process only)."""
         keys = [k for k in summary if not k.endswith('_std')]
-        head = [k for k in keys if k.split('/')[-1] in (
-            'AP50', 'seen_AP50', 'unseen_AP50')]
+        headline = [f'{g}{name}' for name in HEADLINE
+                    for g in ('', 'seen_', 'unseen_')]
+        head = sorted((k for k in keys if k.split('/')[-1] in headline),
+                      key=lambda k: headline.index(k.split('/')[-1]))
         order = head + [k for k in keys if k not in head]
         rows = [['metric'] + [f'run {r}' for r in range(len(per_run))] +
                 ['mean', 'std']]
         for k in order:
-            rows.append([k] + [f'{100 * m[k]:.1f}' if k in m else '-'
+            rows.append([k] + [format_metric(k, m[k]) if k in m else '-'
                              for m in per_run] +
-                        [f'{100 * summary[k]:.1f}',
-                         f'{100 * summary[k + "_std"]:.1f}'])
+                        [format_metric(k, summary[k]),
+                         format_metric(k, summary[k + '_std'])])
         self.runner.logger.info(
-            f'One-shot results over {len(per_run)} query draws (AP50, %):\n'
+            f'One-shot results over {len(per_run)} query draws (AP50 and '
+            'gain in %, FA_per_neg in boxes per negative target):\n'
             + AsciiTable(rows).table)
+        means = {k: summary[k] for k in head}
+        stds = {k: summary[k + '_std'] for k in head}
+        self.runner.logger.info(
+            f'One-shot summary (mean over {len(per_run)} query draws): '
+            + summary_line(means) + '\nstd over draws: ' + summary_line(stds))
         if is_main_process():
             path = osp.join(self.runner.log_dir, 'oneshot_runs.json')
             with open(path, 'w') as f:

@@ -1,7 +1,13 @@
 """Generate the project's synthetic one-shot dataset (COCO format).
 
     python tools/data/generate_synthetic.py data/synthetic \
-        [--num-train 2000] [--num-val 300] [--image-size 160] [--seed 0]
+        [--mode shape] [--num-train 2000] [--num-val 300] \
+        [--image-size 160] [--seed 0]
+
+--mode shape (default): 32 outline x pattern classes in random colours, so
+colour carries no class information; --mode colour: the 64 colour x shape
+classes (configs/_base_/datasets/synthetic-colour_oneshot.py expects them in
+data/synthetic-colour).
 """
 import argparse
 import json
@@ -13,14 +19,17 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-from oneshot.datasets.synthetic import (SYNTHETIC_CLASSES,  # noqa: E402
+from oneshot.datasets.synthetic import (MODES,  # noqa: E402
                                         generate_synthetic_dataset,
-                                        synthetic_split)
+                                        synthetic_classes, synthetic_split)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('out_dir')
+    parser.add_argument('--mode', choices=MODES, default='shape',
+                        help='shape: colour carries no class information '
+                        '(default); colour: class = shape x colour')
     parser.add_argument('--num-train', type=int, default=2000)
     parser.add_argument('--num-val', type=int, default=300)
     parser.add_argument('--image-size', type=int, default=160)
@@ -32,10 +41,11 @@ def main() -> None:
     paths = generate_synthetic_dataset(
         args.out_dir, num_train=args.num_train, num_val=args.num_val,
         image_size=args.image_size, seed=args.seed,
-        skip_existing=not args.force)
-    split = synthetic_split()
-    print(f'synthetic one-shot data in {args.out_dir} '
-          f'({time.time() - t0:.1f} s): {len(SYNTHETIC_CLASSES)} classes '
+        skip_existing=not args.force, mode=args.mode)
+    split = synthetic_split(args.mode)
+    print(f'synthetic one-shot data ({args.mode} mode) in {args.out_dir} '
+          f'({time.time() - t0:.1f} s): '
+          f'{len(synthetic_classes(args.mode))} classes '
           f'({len(split["seen"])} seen, {len(split["unseen"])} unseen)')
     print(f'  unseen: {", ".join(split["unseen"])}')
     for name in ('train', 'val'):

@@ -1,41 +1,30 @@
-# The project's synthetic one-shot data (tools/data/generate_synthetic.py):
-# 160x160 images, 64 classes (8 shapes x 8 colours), 16 unseen classes that
-# are new shape/colour combinations. Train on seen-class episodes; val/test
-# on unseen classes (episode_classes='seen' or 'all' to change that).
+# The project's synthetic one-shot data (tools/data/generate_synthetic.py),
+# shape mode: 160x160 images, 32 classes (8 outlines x 4 inner patterns),
+# every object in a random colour, so colour carries no class information;
+# 8 unseen classes that are new outline/pattern combinations. Train on
+# seen-class episodes; val/test on unseen classes (episode_classes='seen'
+# or 'all' to change that). The colour x shape data of earlier versions:
+# synthetic-colour_oneshot.py.
 dataset_type = 'OneShotCocoDataset'
 data_root = 'data/synthetic/'
 image_size = 160
 query_size = 64
 
-# The names are those of oneshot.datasets.synthetic.synthetic_split() (one
-# or two lines per shape; tests/test_synthetic.py checks they agree).
+# The names are those of oneshot.datasets.synthetic.synthetic_split('shape')
+# (tests/test_synthetic.py checks they agree).
 seen_classes = [
-    'green-circle', 'blue-circle', 'yellow-circle',
-    'cyan-circle', 'orange-circle', 'purple-circle',
-    'red-square', 'green-square', 'blue-square',
-    'magenta-square', 'cyan-square', 'orange-square',
-    'red-triangle', 'green-triangle', 'yellow-triangle',
-    'magenta-triangle', 'cyan-triangle', 'purple-triangle',
-    'red-diamond', 'blue-diamond', 'yellow-diamond',
-    'magenta-diamond', 'orange-diamond', 'purple-diamond',
-    'green-star', 'blue-star', 'yellow-star',
-    'cyan-star', 'orange-star', 'purple-star',
-    'red-cross', 'green-cross', 'blue-cross',
-    'magenta-cross', 'cyan-cross', 'orange-cross',
-    'red-ring', 'green-ring', 'yellow-ring',
-    'magenta-ring', 'cyan-ring', 'purple-ring',
-    'red-hexagon', 'blue-hexagon', 'yellow-hexagon',
-    'magenta-hexagon', 'orange-hexagon', 'purple-hexagon',
+    'circle-outline', 'circle-halved', 'circle-dotted',
+    'square-solid', 'square-outline', 'square-halved',
+    'triangle-solid', 'triangle-outline', 'triangle-dotted',
+    'diamond-solid', 'diamond-halved', 'diamond-dotted',
+    'star-outline', 'star-halved', 'star-dotted',
+    'cross-solid', 'cross-outline', 'cross-halved',
+    'hexagon-solid', 'hexagon-outline', 'hexagon-dotted',
+    'arrow-solid', 'arrow-halved', 'arrow-dotted',
 ]
 unseen_classes = [
-    'red-circle', 'magenta-circle',
-    'yellow-square', 'purple-square',
-    'blue-triangle', 'orange-triangle',
-    'green-diamond', 'cyan-diamond',
-    'red-star', 'magenta-star',
-    'yellow-cross', 'purple-cross',
-    'blue-ring', 'orange-ring',
-    'green-hexagon', 'cyan-hexagon',
+    'circle-solid', 'square-dotted', 'triangle-halved', 'diamond-outline',
+    'star-solid', 'cross-dotted', 'hexagon-halved', 'arrow-outline',
 ]
 split = dict(seen=seen_classes, unseen=unseen_classes)
 

@@ -7,7 +7,8 @@ from mmdet.registry import TRANSFORMS
 ONESHOT_META_KEYS = (
     'img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
     'flip_direction', 'episode_cat_id', 'episode_label', 'query_img_ids',
-    'query_ann_ids', 'query_bboxes', 'query_img_paths', 'run', 'episode_id')
+    'query_ann_ids', 'query_bboxes', 'query_img_paths', 'run', 'episode_id',
+    'negative', 'other_gt_bboxes', 'other_gt_labels')
 
 
 @TRANSFORMS.register_module()
