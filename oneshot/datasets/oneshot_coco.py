@@ -113,6 +113,10 @@ class OneShotCocoDataset(CocoDataset):
             class choice). Defaults to ``'uniform'``.
         num_negatives (int): Negative episodes per episode class in test
             mode (see above). Defaults to 0 (the papers' protocol only).
+        negative_prob (float): Training only: the probability that an
+            episode's query comes from a class absent from the target (no
+            ground truth: the detector learns to return nothing when the
+            query's class is not there). Defaults to 0.
         run (int): Query draw used in test mode. Defaults to 0.
         seed (int): Seed of training draws for plain integer indices.
         **kwargs: :class:`mmdet.datasets.CocoDataset` arguments
@@ -138,6 +142,7 @@ class OneShotCocoDataset(CocoDataset):
                  query_ann_ids_file: Optional[str] = None,
                  class_sampling: str = 'uniform',
                  num_negatives: int = 0,
+                 negative_prob: float = 0.0,
                  run: int = 0,
                  seed: int = 0,
                  **kwargs) -> None:
@@ -152,6 +157,11 @@ class OneShotCocoDataset(CocoDataset):
                              f"'inverse_freq', got {class_sampling!r}")
         if num_shots < 1:
             raise ValueError(f'num_shots must be >= 1, got {num_shots}')
+        if not 0 <= negative_prob < 1:
+            raise ValueError(
+                f'negative_prob must be in [0, 1), got {negative_prob}')
+        self.negative_prob = negative_prob
+        self._train_labels: Optional[List[int]] = None
         if num_negatives < 0:
             raise ValueError(
                 f'num_negatives must be >= 0, got {num_negatives}')
@@ -410,6 +420,10 @@ class OneShotCocoDataset(CocoDataset):
 
     def _train_episode(self, info: dict, idx: int,
                        rng: random.Random) -> dict:
+        if self.negative_prob and rng.random() < self.negative_prob:
+            episode = self._negative_train_episode(info, idx, rng)
+            if episode is not None:
+                return episode
         labels = info['episode_labels']
         if self.class_sampling == 'inverse_freq' and len(labels) > 1:
             label = rng.choices(
@@ -424,6 +438,26 @@ class OneShotCocoDataset(CocoDataset):
         while len(queries) < k:  # fewer candidates than shots: repeat
             queries.append(queries[rng.randrange(len(queries))])
         episode = self._episode_entry(info, label)
+        return self._finish(episode, label, queries, -1, idx)
+
+    def _negative_train_episode(self, info: dict, idx: int,
+                                rng: random.Random) -> Optional[dict]:
+        """A training episode whose target holds no box (crowd or not) of
+        the query's class: no ground truth, the detector must return
+        nothing. The class is uniform over the episode classes with query
+        candidates that are absent from the image; None if there is none."""
+        present = {inst['bbox_label'] for inst in info['instances']}
+        if self._train_labels is None:
+            self._train_labels = [lb for lb in self.episode_labels()
+                                  if self.query_bank.get(lb)]
+        absent = [lb for lb in self._train_labels if lb not in present]
+        if not absent:
+            return None
+        label = absent[rng.randrange(len(absent))]
+        bank = self.query_bank[label]
+        queries = [bank[rng.randrange(len(bank))]
+                   for _ in range(self.num_shots)]
+        episode = dict(self._episode_entry(info, label), negative=True)
         return self._finish(episode, label, queries, -1, idx)
 
     def _finish(self, episode: dict, label: int,

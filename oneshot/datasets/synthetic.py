@@ -8,7 +8,7 @@ information.** 32 classes = 8 outlines x 4 inner patterns (solid, outline,
 halved, dotted); every instance gets a random saturated colour, and in half
 of the images all objects share a two-colour palette. Every image holds, on
 top of its 2-4 drawn classes, a *look-alike*: a class with the same outline
-or the same pattern as one of them. A detector can only score above the
+or the same pattern as one of them, drawn in the same colour as it. A detector can only score above the
 query-blind level by comparing the query's shape with the target's objects.
 Class (outline ``i``, pattern ``j``) is unseen iff ``(i + j) % 4 == 0``:
 every unseen class is a new combination of an outline and a pattern that
@@ -62,7 +62,7 @@ SHAPE_CLASSES: List[str] = [
 MODES: Tuple[str, ...] = ('shape', 'colour')
 # Bumped whenever the pictures or annotations for a given seed change, so
 # that ``skip_existing`` regenerates data written by an older generator.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 
 def synthetic_classes(mode: str = 'shape') -> List[str]:
@@ -318,11 +318,20 @@ def _render_image(size: int, rng: np.random.Generator, min_obj: int,
     img = _background(size, rng)
     classes = pick(min(len(pool), int(rng.integers(2, 5))))
     palette = None
+    pair_colour: Dict[int, Tuple[int, int, int]] = {}
     if mode == 'shape':
         extra = _look_alike(classes, pool, rng)
         if extra is not None:
-            classes.append(extra)
-        if rng.random() < 0.5:  # every object in one of two colours
+            # The look-alike and the class it resembles share one colour
+            # in this image, so neither colour nor the outline or pattern
+            # alone tells them apart.
+            anchor = next(c for c in classes if set(
+                SHAPE_CLASSES[c].split('-')) & set(
+                SHAPE_CLASSES[extra].split('-')))
+            pair_colour[anchor] = pair_colour[extra] = _random_colour(rng)
+            # Placed first, so that crowding never drops one of the pair.
+            classes = [anchor, extra] + [c for c in classes if c != anchor]
+        if rng.random() < 0.5:  # every other object in one of two colours
             palette = [_random_colour(rng), _random_colour(rng)]
     placed: List[Tuple[float, float, float]] = []
     objects = []
@@ -343,7 +352,8 @@ def _render_image(size: int, rng: np.random.Generator, min_obj: int,
             placed.append((cx, cy, obj))
             if mode == 'shape':
                 outline, pattern = SHAPE_CLASSES[cls].split('-')
-                color = (palette[int(rng.integers(2))] if palette
+                color = (pair_colour[cls] if cls in pair_colour else
+                         palette[int(rng.integers(2))] if palette
                          else _random_colour(rng))
                 _draw_shape_object(img, mask, outline, pattern, color, cx,
                                    cy, obj, rng)

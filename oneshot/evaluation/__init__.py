@@ -1,5 +1,7 @@
+from .error_analysis import ErrorAnalysisRecorder, analyze_errors
 from .loops import OneShotTestLoop, summarize_runs
 from .oneshot_metric import OneShotMetric, episode_record, summary_line
 
-__all__ = ['OneShotMetric', 'OneShotTestLoop', 'episode_record',
-           'summarize_runs', 'summary_line']
+__all__ = ['ErrorAnalysisRecorder', 'OneShotMetric', 'OneShotTestLoop',
+           'analyze_errors', 'episode_record', 'summarize_runs',
+           'summary_line']
