@@ -312,8 +312,8 @@ def test_tiny_bhrl_training_lowers_the_loss(tmp_path):
     root = str(tmp_path / 'data')
     generate_synthetic_dataset(
         root, num_train=8, num_val=1, seed=0,
-        classes=['red-circle', 'blue-square', 'yellow-triangle',
-                 'green-star'])
+        classes=['square-solid', 'square-outline', 'circle-solid',
+                 'circle-outline'])
     cfg = Config.fromfile(TINY_BHRL)
     cfg.merge_from_dict(data_overrides(root))
     max_iters = 100

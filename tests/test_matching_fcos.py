@@ -351,7 +351,7 @@ def test_r50_configs_build_and_run(cfg_name):
 
 
 # ---------------------------------------------------------------- overfit
-CLASSES = ['red-circle', 'blue-square', 'yellow-triangle', 'green-star']
+CLASSES = ['square-solid', 'square-outline', 'circle-solid', 'circle-outline']
 
 
 def test_one_stage_learns_to_find_the_query_class(tmp_path):

@@ -1,32 +1,60 @@
 #!/usr/bin/env bash
 # Quickstart on the project's own synthetic one-shot data (no download):
-# generate the data, train a tiny detector on CPU, evaluate seen and unseen
-# AP50 over 5 query draws, and draw a few episodes into a PNG.
+# generate the data (shape mode: colour carries no class information), train
+# a tiny detector on CPU, evaluate seen and unseen AP50 next to the
+# query-blind level over 5 query draws, and draw a few episodes into a PNG.
 #
 #   bash tools/quickstart.sh            (after bash tools/install.sh)
 #
-# Environment: CONFIG (default below), WORK_DIR, PYTHON.
+# Environment: CONFIG (default below), WORK_DIR, PYTHON. The full logs
+# (config, environment, every logged iteration, per-class tables) go to
+# $WORK_DIR/*.log; the screen shows progress and a closing summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 CONFIG=${CONFIG:-configs/quickstart/siamese-faster-rcnn_r18-tiny_synthetic.py}
 WORK_DIR=${WORK_DIR:-work_dirs/quickstart}
+mkdir -p "$WORK_DIR"
+start=$(date +%s)
 
 echo "[quickstart] 1/4 generating synthetic data in data/synthetic"
 "$PY" tools/data/generate_synthetic.py data/synthetic
 
-echo "[quickstart] 2/4 training $CONFIG"
-"$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
+# Every 500th iteration on the screen; everything in the log.
+echo "[quickstart] 2/4 training $CONFIG (log: $WORK_DIR/train.log)"
+"$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" \
+    > "$WORK_DIR/train.log" 2>&1 < /dev/null &
+train_pid=$!
+tail -n +1 -f "$WORK_DIR/train.log" --pid "$train_pid" 2>/dev/null \
+    | grep --line-buffered -E 'Iter\(train\) \[ *[0-9]*[05]00/' \
+    | sed -u -E 's/.*Iter\(train\) \[ *([0-9]+\/[0-9]+)\].*eta: ([0-9:]+).* loss: ([0-9.]+).*/[quickstart]    iteration \1  loss \3  eta \2/' || true
+if ! wait "$train_pid"; then
+    echo "[quickstart] training failed; the end of $WORK_DIR/train.log:" >&2
+    tail -n 30 "$WORK_DIR/train.log" >&2
+    exit 1
+fi
 CKPT=$(cat "$WORK_DIR/last_checkpoint")
 
 # The quickstart's test set holds episodes of every class: AP50 of a class
 # depends only on that class's episodes, so one pass gives both the seen and
 # the unseen mean.
-echo "[quickstart] 3/4 testing $CKPT (5 query draws, seen and unseen classes)"
-"$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test"
+echo "[quickstart] 3/4 testing $CKPT (5 query draws; log: $WORK_DIR/test.log)"
+if ! "$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test" \
+        > "$WORK_DIR/test.log" 2>&1; then
+    echo "[quickstart] testing failed; the end of $WORK_DIR/test.log:" >&2
+    tail -n 30 "$WORK_DIR/test.log" >&2
+    exit 1
+fi
 
 echo "[quickstart] 4/4 drawing episodes"
 "$PY" tools/visualize_episodes.py "$CONFIG" "$CKPT" \
-    --out "$WORK_DIR/quickstart_episodes.png"
-echo "[quickstart] done: results in $WORK_DIR (per-run JSON under" \
-     "$WORK_DIR/test, picture $WORK_DIR/quickstart_episodes.png)"
+    --out "$WORK_DIR/quickstart_episodes.png" > "$WORK_DIR/draw.log" 2>&1 \
+    || { tail -n 30 "$WORK_DIR/draw.log" >&2; exit 1; }
+
+elapsed=$(( $(date +%s) - start ))
+echo
+echo "[quickstart] done in $((elapsed / 60)) min $((elapsed % 60)) s."
+"$PY" tools/analysis/summarize_runs.py "$WORK_DIR/test" --title "Quickstart result"
+echo "Picture: $WORK_DIR/quickstart_episodes.png (query top-left, detections green, ground truth orange)."
+echo "Logs: $WORK_DIR/train.log, $WORK_DIR/test.log; per-run JSON under $WORK_DIR/test."
+echo "Where the errors are: $PY tools/analysis/analyze_errors.py $CONFIG $CKPT"

@@ -1,4 +1,5 @@
 from . import transforms  # noqa: F401
+from .glyphs import generate_glyph_dataset, glyph_classes, glyph_split
 from .oneshot_coco import OneShotCocoDataset
 from .samplers import (EpisodeSampler, ImageGroupedSampler,
                        InfiniteEpisodeSampler, SameImageBatchSampler)
@@ -8,5 +9,6 @@ from .splits import (COCO_CLASSES, VOC_CLASSES, VOC_UNSEEN,
 __all__ = [
     'OneShotCocoDataset', 'EpisodeSampler', 'InfiniteEpisodeSampler',
     'ImageGroupedSampler', 'SameImageBatchSampler', 'COCO_CLASSES',
-    'VOC_CLASSES', 'VOC_UNSEEN', 'coco_split_classes', 'resolve_split'
+    'VOC_CLASSES', 'VOC_UNSEEN', 'coco_split_classes', 'resolve_split',
+    'generate_glyph_dataset', 'glyph_classes', 'glyph_split'
 ]

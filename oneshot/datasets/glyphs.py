@@ -271,14 +271,17 @@ def _descriptor(mask: np.ndarray) -> np.ndarray:
 
 
 class _Bank(NamedTuple):
-    fonts: Tuple[str, ...]  # file names of the fonts found
-    masks: Tuple[Tuple[Tuple[str, np.ndarray], ...], ...]  # per class
-    similar: Tuple[Tuple[int, ...], ...]  # same-block classes, most similar
-    # first
+    """The fonts' file names; per class its ``(font, mask)`` pairs and the
+    other classes of its block, most similar first."""
+    fonts: Tuple[str, ...]
+    masks: Tuple[Tuple[Tuple[str, np.ndarray], ...], ...]
+    similar: Tuple[Tuple[int, ...], ...]
 
 
 @functools.lru_cache(maxsize=4)
 def _load_bank(font_dir: str) -> _Bank:
+    """Render every class in every font of ``font_dir`` that has it (once
+    per process and folder)."""
     paths = find_fonts(font_dir)
     missing = {p: render_glyph(p, MISSING_CHAR) for p in paths}
     masks = []
@@ -300,12 +303,13 @@ def _load_bank(font_dir: str) -> _Bank:
         masks.append(tuple(found))
     desc = np.stack([np.mean([_descriptor(m) for _, m in found], 0)
                      for found in masks])
-    sim = desc @ desc.T
+    # Rounded, so that round-off does not reorder near ties.
+    sim = np.round(desc @ desc.T, 4)
     blocks = [GLYPH_BLOCKS[n] for n in GLYPH_CLASSES]
     similar = []
     for i, block in enumerate(blocks):
         same = [j for j in range(len(blocks)) if blocks[j] == block and j != i]
-        similar.append(tuple(sorted(same, key=lambda j: -sim[i, j])))
+        similar.append(tuple(sorted(same, key=lambda j: (-sim[i, j], j))))
     return _Bank(tuple(osp.basename(p) for p in paths), tuple(masks),
                  tuple(similar))
 
@@ -371,6 +375,12 @@ def _warp_glyph(src: np.ndarray, obj: float,
         cover = np.where(holes, cover // 3, cover).astype(np.uint8)
     if rng.random() < 0.3:
         cover = cv2.GaussianBlur(cover, (0, 0), rng.uniform(0.4, 0.9))
+    # Thin strokes scaled down fade: embolden them (as hinting does) until
+    # most of the ink lies in pixels at least half covered.
+    for _ in range(3):
+        if (cover >= 128).sum() >= 0.7 * cover.sum(dtype=np.int64) / 255:
+            break
+        cover = np.minimum(cover * 1.6, 255).astype(np.uint8)
     return cover
 
 
@@ -436,20 +446,22 @@ def _render_image(size: int, rng: np.random.Generator, min_obj: int,
     copies = [1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
               for _ in classes]
     # One instance of every class, then the repeats.
-    order = classes + [c for c, n in zip(classes, copies) for _ in range(n - 1)]
+    order = classes + [c for c, n in zip(classes, copies)
+                       for _ in range(n - 1)]
     placed: List[Tuple[int, int, int, int]] = []
     objects = []
     for cls in order:
         fonts = bank.masks[cls]
         src = fonts[int(rng.integers(len(fonts)))][1]
-        cover = _warp_glyph(src, rng.uniform(min_obj, max_obj), rng)
+        obj = rng.uniform(min_obj, max_obj)
+        cover = _warp_glyph(src, obj, rng)
         ys, xs = np.nonzero(cover >= 128)
         if not len(xs):
             continue
         bx, by = xs.min(), ys.min()
         bw, bh = xs.max() + 1 - bx, ys.max() + 1 - by
-        if bw > size - 2 or bh > size - 2:
-            continue
+        if max(bw, bh) < 0.6 * obj or bw > size - 2 or bh > size - 2:
+            continue  # most of the glyph faded (or it does not fit)
         for _try in range(20):
             x = int(rng.integers(1, size - bw))
             y = int(rng.integers(1, size - bh))
@@ -583,15 +595,17 @@ def generate_glyph_dataset(out_dir: str,
         val_ann=osp.join(out_dir, 'annotations', 'val.json'),
         train_img_dir=osp.join(out_dir, 'train'),
         val_img_dir=osp.join(out_dir, 'val'))
-    bank = _load_bank(osp.abspath(default_font_dir() if font_dir is None
-                                  else font_dir))
+    font_dir = osp.abspath(default_font_dir() if font_dir is None
+                           else font_dir)
     params = dict(version=GENERATOR_VERSION, num_train=int(num_train),
                   num_val=int(num_val), image_size=int(image_size),
-                  seed=int(seed), classes=pool, fonts=list(bank.fonts))
+                  seed=int(seed), classes=pool,
+                  fonts=[osp.basename(p) for p in find_fonts(font_dir)])
     if skip_existing and all(
             _is_complete(paths[f'{name}_ann'], paths[f'{name}_img_dir'],
                          params) for name in ('train', 'val')):
         return paths
+    bank = _load_bank(font_dir)
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     # Separate streams: the val images do not depend on num_train.
     _write_split(out_dir, 'train', int(num_train), int(image_size),

@@ -79,6 +79,10 @@ val_dataloader = dict(
         split=split,
         episode_classes='unseen',  # 'seen' or 'all' to evaluate others
         query_min_size=8,
+        # Also 10 targets per class that lack it: false alarms per negative
+        # target and AP50 over positive + negative targets are reported
+        # next to the papers' AP50, which ignores them.
+        num_negatives=10,
         test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
