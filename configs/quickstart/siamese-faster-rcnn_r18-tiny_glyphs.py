@@ -6,7 +6,7 @@
 _base_ = [
     '../_base_/models/siamese-faster-rcnn_r18-tiny.py',
     '../_base_/datasets/glyphs_oneshot.py',
-    '../_base_/schedules/quickstart_2k.py',
+    '../_base_/schedules/quickstart_3k.py',
 ]
 train_dataloader = dict(
     batch_size=8,

@@ -1,10 +1,14 @@
-# The quickstart schedule: 2000 iterations of SGD from scratch, a linear
+# The quickstart schedule: 3000 iterations of SGD from scratch, a linear
 # warm-up and one step, checkpoint at the end (iteration-based; the
 # quickstart configs add InfiniteEpisodeSampler to their train loader), on
 # top of the default runtime.
 _base_ = ['../default_runtime.py']
 
-max_iters = 2000
+# 3000, not 2000: on the shape-mode data, where only matching scores, the
+# tiny Siamese model's unseen matching gain was +9.9 AP50 after 2000
+# iterations and +26.6 after 4000 (the model learns to find objects
+# first and to match them later); 3000 keeps the quickstart near 15 min.
+max_iters = 3000
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters,
     val_interval=max_iters)
