@@ -1,5 +1,5 @@
 """The built-in splits equal the lists of the papers' protocol (copied
-literally from METHODS.md §1)."""
+literally from docs/protocol.md, "COCO splits")."""
 import pytest
 
 from oneshot.datasets.splits import (COCO_CLASSES, VOC_CLASSES,

@@ -17,11 +17,11 @@ param_scheduler = [
          gamma=0.1),
 ]
 
-# FPN input sizes (METHODS.md §1, BHRL): the dataset base is written for C4
-# methods (target short side 600, query 128). Here the target is resized
-# into 1024x1024 keeping its ratio and padded to 1024x1024 (after flipping,
-# so padding stays bottom-right), and queries are 192x192. Every other step
-# of the dataset's pipelines is kept as is.
+# FPN input sizes (docs/protocol.md, "Input sizes"; BHRL): the dataset base
+# is written for C4 methods (target short side 600, query 128). Here the
+# target is resized into 1024x1024 keeping its ratio and padded to 1024x1024
+# (after flipping, so padding stays bottom-right), and queries are 192x192.
+# Every other step of the dataset's pipelines is kept as is.
 target_scale = (1024, 1024)
 query_size = 192
 train_pipeline = [

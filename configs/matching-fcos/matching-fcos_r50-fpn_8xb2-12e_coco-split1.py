@@ -8,10 +8,10 @@ _base_ = [
 ]
 
 # Inputs: the target keeps the dataset base's size (short side 600, max
-# 1000); queries are 200x200 (METHODS.md: Matching-FCOS uses query short
-# side 200; the pipeline makes every query a padded square so that a batch
-# stacks, so 200 is its longer side here). Every other pipeline step is the
-# dataset base's.
+# 1000); queries are 200x200 (docs/methods.md, "Matching-FCOS": the paper
+# uses query short side 200; the pipeline makes every query a padded square
+# so that a batch stacks, so 200 is its longer side here). Every other
+# pipeline step is the dataset base's.
 query_size = 200
 train_pipeline = [
     dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t

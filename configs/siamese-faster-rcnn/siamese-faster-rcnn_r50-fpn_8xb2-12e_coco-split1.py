@@ -6,11 +6,12 @@ _base_ = [
     '../_base_/schedules/schedule_sgd_12e.py', '../_base_/default_runtime.py'
 ]
 
-# FPN input sizes (METHODS.md §1, BHRL / Siamese Mask R-CNN): the dataset
-# base is written for C4 methods (target short side 600, query 128). Here the
-# target is resized into 1024x1024 keeping its ratio and padded to
-# 1024x1024 (after flipping, so padding stays bottom-right), and queries are
-# 192x192. Every other step of the dataset's pipelines is kept as is.
+# FPN input sizes (docs/protocol.md, "Input sizes"; BHRL / Siamese Mask
+# R-CNN): the dataset base is written for C4 methods (target short side 600,
+# query 128). Here the target is resized into 1024x1024 keeping its ratio and
+# padded to 1024x1024 (after flipping, so padding stays bottom-right), and
+# queries are 192x192. Every other step of the dataset's pipelines is kept as
+# is.
 target_scale = (1024, 1024)
 query_size = 192
 train_pipeline = [

@@ -6,10 +6,10 @@ images (paths, arrays or a folder) and queries (an image, an image plus the
 box to crop, or several of either for K-shot) and returns the detections of
 every (target, query) pair in target pixel coordinates.
 
-Work is cached (DESIGN.md, Performance): each query set is encoded once,
-each target once, and only the matcher and the heads run per pair. A folder
-of 1,000 targets with 3 queries costs 1,000 target backbone passes and 3
-query passes, not 3,000 of each.
+Work is cached (docs/data_flow.md, "Performance"): each query set is
+encoded once, each target once, and only the matcher and the heads run per
+pair. A folder of 1,000 targets with 3 queries costs 1,000 target backbone
+passes and 3 query passes, not 3,000 of each.
 """
 import copy
 import os

@@ -1,4 +1,4 @@
-# One-shot COCO (train2017 -> val2017), CoAE protocol (METHODS.md §1).
+# One-shot COCO (train2017 -> val2017), CoAE protocol (docs/protocol.md).
 # C4-method input sizes: target short side 600 (max 1000), query 128x128
 # zero-padded to a centred square, flipped with p=0.5 in training. FPN methods
 # override `train_pipeline` / `test_pipeline` (target 1024, query 192).

@@ -1,4 +1,4 @@
-# BHRL (Yang et al., CVPR 2022), ResNet-50-FPN (METHODS.md §3 "BHRL").
+# BHRL (Yang et al., CVPR 2022), ResNet-50-FPN (docs/methods.md, "BHRL").
 # Everything before the RoI head is the Siamese Faster R-CNN R50-FPN base:
 # backbone + FPN (P2-P6, 256 channels) shared by targets and queries; the
 # image-level relation is the L1-difference matcher (384 channels) feeding

@@ -1,6 +1,6 @@
 # CoAE (Hsieh et al., NeurIPS 2019): the ResNet-50-C4 Siamese Faster R-CNN
 # with non-local co-attention + squeeze-and-co-excitation as the matcher, a
-# query-aware RoI head and a margin ranking loss (METHODS.md §3 "CoAE").
+# query-aware RoI head and a margin ranking loss (docs/methods.md, "CoAE").
 # - The RPN proposes on the co-attended target, the RoI head pools proposals
 #   from the co-excited target (CoAttentionMatcher returns both).
 # - RoIAlign 7x7 (paper) -> layer4 (shared head, stride 2) -> global average

@@ -4,7 +4,8 @@
 # SiameseTwoStageDetector; the structure-aware relation module (SARMRoIHead)
 # pools each proposal and the query to 7x7 (RoIAlign on P3-P6), concatenates
 # them, compares them with 1x1 convolutions (2 layers, 256 channels), then two
-# FCs (1024) give fg/bg and a class-agnostic box (METHODS.md §3).
+# FCs (1024) give fg/bg and a class-agnostic box (docs/methods.md,
+# "Matching-FCOS + SARM").
 #
 # Proposals: FCOS keeps 2000 (train) / 1000 (test) points per level, NMS 0.7,
 # 1000 proposals, as the Siamese FPN baseline's RPN, so the two second stages

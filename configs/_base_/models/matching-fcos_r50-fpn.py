@@ -2,7 +2,7 @@
 # arXiv 2005.03819), one-stage: ResNet-50-FPN P3-P7 (256 channels, FCOS's
 # neck) shared by targets and queries; per level a matcher conditions the
 # target map on the query and a class-agnostic FCOS head detects "the query's
-# class" on the matched maps (METHODS.md §3).
+# class" on the matched maps (docs/methods.md, "Matching-FCOS").
 #
 # Matcher: the paper's matching operator is not among the facts we hold, so
 # the Siamese L1 difference conv1x1(cat(P, |P - GAP(Q)|)) is used (any
@@ -15,11 +15,13 @@
 # regress ranges and strides 8-128 as in FCOS. Test: 1000 points per level
 # before NMS, score thr 0.05, NMS 0.5, 100 detections.
 # Inputs (method configs): target short side 600 (max 1000) from the dataset
-# base, query 200 (METHODS.md: "query short side 200").
+# base, query 200 (the paper's "query short side 200"; docs/methods.md,
+# "Matching-FCOS").
 #
 # !!! Backbone weights: `torchvision://resnet50` is the full-ImageNet
-# ResNet-50 and leaks unseen COCO classes (METHODS.md §1). For comparable
-# numbers point backbone.init_cfg.checkpoint at a COCO-free ResNet-50.
+# ResNet-50 and leaks unseen COCO classes (docs/protocol.md, "Backbone
+# pre-training"). For comparable numbers point backbone.init_cfg.checkpoint
+# at a COCO-free ResNet-50.
 pretrained = 'torchvision://resnet50'
 fused_channels = 256
 model = dict(

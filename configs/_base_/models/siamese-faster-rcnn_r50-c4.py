@@ -2,17 +2,17 @@
 # conv1-layer3 (stride 16, 1024 channels) is shared by targets and queries;
 # a matcher conditions the target map on the query; the RPN and the RoI head
 # (layer4 as a shared head + global average pooling) are class-agnostic.
-# Settings follow METHODS.md (CoAE/CAT): anchors scales 4,8,16,32 ratios
-# 0.5,1,2; RPN 12000/2000 (train) 6000/300 (test); RoIAlign 7x7 (CoAE; CAT
-# and AIT change only the matcher, so they keep CoAE's RoI size, and
+# Settings follow CoAE/CAT (docs/methods.md, "CoAE"): anchors scales 4,8,16,32
+# ratios 0.5,1,2; RPN 12000/2000 (train) 6000/300 (test); RoIAlign 7x7 (CoAE;
+# CAT and AIT change only the matcher, so they keep CoAE's RoI size, and
 # mmdet's C4 default of 14x14 would cost about 4x the layer4 FLOPs per RoI);
 # 128 RoIs/img, 25 % positives; test NMS 0.3, 100 detections. Method configs
 # replace `matcher`.
 #
 # !!! Backbone weights. `torchvision://resnet50` is the full-ImageNet
 # ResNet-50: its training classes overlap COCO's, so unseen-class AP is
-# inflated (METHODS.md §1 "Backbone pre-training"). The papers start from a
-# ResNet-50 trained on ImageNet with COCO-related classes removed (725
+# inflated (docs/protocol.md, "Backbone pre-training"). The papers start from
+# a ResNet-50 trained on ImageNet with COCO-related classes removed (725
 # classes). For comparable numbers, point BOTH `init_cfg.checkpoint` entries
 # below (backbone and roi_head.shared_head) at such a checkpoint, e.g.
 #   model = dict(

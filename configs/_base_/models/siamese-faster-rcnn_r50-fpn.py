@@ -2,16 +2,17 @@
 # image level of BHRL). Backbone + FPN (P2-P6, 256 channels) shared by
 # targets and queries; per level the L1-difference matcher
 # conv1x1(cat(P, |P - GAP(Q)|)) gives 384 channels on which the RPN and the
-# RoI head run (METHODS.md §3). BHRL-like settings: one anchor scale (8),
-# three ratios, strides 4-64; RPN 2000/1000 (train) 1000/1000 (test);
-# 512 RoIs/img, 25 % positives, gt added as proposals; score thr 0.05,
-# NMS 0.5, 100 detections. Inputs: target 1024x1024 (keep ratio, padded),
-# query 192x192 (set in the method configs' pipelines).
+# RoI head run (docs/methods.md, "Siamese Faster R-CNN baseline").
+# BHRL-like settings: one anchor scale (8), three ratios, strides 4-64; RPN
+# 2000/1000 (train) 1000/1000 (test); 512 RoIs/img, 25 % positives, gt added
+# as proposals; score thr 0.05, NMS 0.5, 100 detections. Inputs: target
+# 1024x1024 (keep ratio, padded), query 192x192 (set in the method configs'
+# pipelines).
 #
 # !!! Backbone weights. `torchvision://resnet50` is the full-ImageNet
 # ResNet-50: its training classes overlap COCO's, so unseen-class AP is
-# inflated (METHODS.md §1 "Backbone pre-training"). The papers start from a
-# ResNet-50 trained on ImageNet with COCO-related classes removed. For
+# inflated (docs/protocol.md, "Backbone pre-training"). The papers start from
+# a ResNet-50 trained on ImageNet with COCO-related classes removed. For
 # comparable numbers set
 #   model = dict(backbone=dict(init_cfg=dict(
 #       checkpoint='work_dirs/r50_no_coco.pth')))

@@ -62,10 +62,11 @@ def check_query_fusion(owner: str, query_fusion: str) -> None:
 class SiameseEpisodeMixin:
     """Shared-backbone episode encoding for one-shot detectors.
 
-    Work is shared across episodes of a batch (DESIGN.md, Performance):
-    episodes whose target images have the same ``img_id`` metainfo and an
-    identical input tensor run the backbone once; episodes whose queries
-    have the same ``query_ann_ids`` and identical tensors run it once too.
+    Work is shared across episodes of a batch (docs/data_flow.md,
+    "Performance"): episodes whose target images have the same ``img_id``
+    metainfo and an identical input tensor run the backbone once; episodes
+    whose queries have the same ``query_ann_ids`` and identical tensors run
+    it once too.
     Results equal running the episodes one by one (with the backbone's BN
     layers in eval mode, as ``norm_eval=True`` keeps them).
     """

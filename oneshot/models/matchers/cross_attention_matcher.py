@@ -46,19 +46,19 @@ class CrossAttentionMatcher(BaseModule):
        pre-trained features reach the heads unchanged in part of the input.
 
     Default sizes, chosen because the paper does not state them (see
-    METHODS.md): ``embed_dims=256`` (a quarter of the 1024-channel C4 map:
-    attention over ~2400 target x 64 query tokens stays cheap, in the spirit
-    of CAT's "project to fewer channels for speed"), ``num_heads=8`` (32
-    channels per head as in DETR), ``feedforward_channels=1024`` (4x width,
-    standard), ``num_layers=3`` (each layer adds one round of target<->query
-    exchange; three rounds let query context flow back into the target after
-    the query stream has itself seen the target), ``dropout=0.1``
-    (DETR/AIT). Cost: on a 608x1024 target (38x64 tokens) and a 128x128
-    query the matcher took 0.16 s against 1.03 s for ResNet-50 conv1-layer3
-    on 2 CPU threads (measured on a quiet machine), i.e. about a sixth of
-    the shared backbone. The ReLU after the output conv keeps the fused map
-    non-negative like the layer3 output the C4 RoI head (layer4)
-    was pre-trained on.
+    docs/methods.md, "CAT"): ``embed_dims=256`` (a quarter of the
+    1024-channel C4 map: attention over ~2400 target x 64 query tokens stays
+    cheap, in the spirit of CAT's "project to fewer channels for speed"),
+    ``num_heads=8`` (32 channels per head as in DETR),
+    ``feedforward_channels=1024`` (4x width, standard), ``num_layers=3``
+    (each layer adds one round of target<->query exchange; three rounds let
+    query context flow back into the target after the query stream has itself
+    seen the target), ``dropout=0.1`` (DETR/AIT). Cost: on a 608x1024 target
+    (38x64 tokens) and a 128x128 query the matcher took 0.16 s against 1.03 s
+    for ResNet-50 conv1-layer3 on 2 CPU threads (measured on a quiet
+    machine), i.e. about a sixth of the shared backbone. The ReLU after the
+    output conv keeps the fused map non-negative like the layer3 output the
+    C4 RoI head (layer4) was pre-trained on.
 
     Attention runs over every position of the (padded) target map; padded
     borders are zeros of the normalised image, as for any conv.
