@@ -315,7 +315,8 @@ def test_dataset_base_builds_episodes(dataset):
     assert len(ds) > 0
     item = ds[0]
     assert item['inputs']['img'].shape == (3, 160, 160)
-    assert item['inputs']['query'].shape == (1, 3, 64, 64)
+    size = cfg.query_size
+    assert item['inputs']['query'].shape == (1, 3, size, size)
     label = item['data_samples'].episode_label
     assert ds.metainfo['classes'][label] in synthetic_split('colour')[
         'unseen']

@@ -8,9 +8,10 @@ information.** 32 classes = 8 outlines x 4 inner patterns (solid, outline,
 halved, dotted); every instance gets a random saturated colour, and in half
 of the images all objects share a two-colour palette. Every image holds, on
 top of its 2-4 drawn classes, a *look-alike*: a class with the same outline
-or the same pattern as one of them, drawn in the same colour as it. A detector can only score above the
-query-blind level by comparing the query's shape with the target's objects.
-Class (outline ``i``, pattern ``j``) is unseen iff ``(i + j) % 4 == 0``:
+or the same pattern as one of them, drawn in the same colour as it. A
+detector can only score above the query-blind level by comparing the
+query's shape with the target's objects. Class (outline ``i``, pattern
+``j``) is unseen iff ``(i + j) % 4 == 0``:
 every unseen class is a new combination of an outline and a pattern that
 both occur among the seen classes (8 unseen, 24 seen).
 

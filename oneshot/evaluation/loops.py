@@ -114,7 +114,7 @@ class OneShotTestLoop(TestLoop):
                 ['mean', 'std']]
         for k in order:
             rows.append([k] + [format_metric(k, m[k]) if k in m else '-'
-                             for m in per_run] +
+                               for m in per_run] +
                         [format_metric(k, summary[k]),
                          format_metric(k, summary[k + '_std'])])
         self.runner.logger.info(

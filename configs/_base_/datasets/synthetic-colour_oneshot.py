@@ -7,7 +7,8 @@ _base_ = ['./synthetic_oneshot.py']
 data_root = 'data/synthetic-colour/'
 
 # The names are those of synthetic_split('colour') in
-# oneshot.datasets.synthetic (one or two lines per shape; tests/test_synthetic.py checks they agree).
+# oneshot.datasets.synthetic (one or two lines per shape;
+# tests/test_synthetic.py checks they agree).
 seen_classes = [
     'green-circle', 'blue-circle', 'yellow-circle',
     'cyan-circle', 'orange-circle', 'purple-circle',
