@@ -50,8 +50,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .synthetic import (_background, _balanced_picker, _random_colour,
-                        _random_picker)
+from .synthetic import (_background, _balanced_picker, _is_complete,
+                        _random_colour, _random_picker)
 
 
 class GlyphBlock(NamedTuple):
@@ -615,21 +615,3 @@ def generate_glyph_dataset(out_dir: str,
                  np.random.default_rng(seed + 1), params, pool,
                  balanced=True, bank=bank)
     return paths
-
-
-def _is_complete(ann_file: str, img_dir: str, params: dict) -> bool:
-    """Whether ``ann_file`` was written with ``params`` and its images are
-    on disk (the json is written last, so an interrupted run has none)."""
-    if not osp.isfile(ann_file):
-        return False
-    try:
-        with open(ann_file) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return False
-    info = data.get('info', {})
-    if any(info.get(k) != v for k, v in params.items()):
-        return False
-    return all(
-        osp.isfile(osp.join(img_dir, im['file_name']))
-        for im in data.get('images', []))

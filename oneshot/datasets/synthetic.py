@@ -63,7 +63,7 @@ SHAPE_CLASSES: List[str] = [
 MODES: Tuple[str, ...] = ('shape', 'colour')
 # Bumped whenever the pictures or annotations for a given seed change, so
 # that ``skip_existing`` regenerates data written by an older generator.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 
 def synthetic_classes(mode: str = 'shape') -> List[str]:
