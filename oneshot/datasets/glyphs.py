@@ -38,7 +38,6 @@ near-identical in the fonts they share.
     generate_glyph_dataset('data/glyphs')  # 4000 train, 600 val images
 """
 import functools
-import json
 import os
 import os.path as osp
 import string
@@ -51,7 +50,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .synthetic import (_background, _balanced_picker, _is_complete,
-                        _random_colour, _random_picker)
+                        _random_colour, _random_picker, _write_coco_split)
 
 
 class GlyphBlock(NamedTuple):
@@ -487,37 +486,20 @@ def _write_split(out_dir: str, name: str, num_images: int, size: int,
     """Render ``num_images`` images into ``out_dir/name/`` and write
     ``out_dir/annotations/name.json``; returns the json path."""
     pick = (_balanced_picker if balanced else _random_picker)(pool, rng)
-    img_dir = osp.join(out_dir, name)
-    os.makedirs(img_dir, exist_ok=True)
     # Balanced: the look-alikes, too, go to the classes with fewest images.
     uses = np.zeros(len(GLYPH_CLASSES), np.int64) if balanced else None
     min_obj, max_obj = max(12, size // 8), max(20, size * 11 // 32)
-    images, annotations = [], []
-    for i in range(num_images):
-        img, objects = _render_image(size, rng, min_obj, max_obj, pool,
-                                     pick, bank, uses)
-        file_name = f'{i:06d}.png'
-        cv2.imwrite(osp.join(img_dir, file_name), img)
-        img_id = i + 1
-        images.append(dict(id=img_id, file_name=file_name, width=size,
-                           height=size))
-        for cls, bbox, area in objects:
-            annotations.append(dict(
-                id=len(annotations) + 1, image_id=img_id,
-                category_id=cls + 1, bbox=bbox, area=area, iscrowd=0))
     categories = [
         dict(id=i + 1, name=n, supercategory=GLYPH_BLOCKS[n],
              codepoint=f'U+{ord(GLYPH_CHARS[n]):04X}')
         for i, n in enumerate(GLYPH_CLASSES)
     ]
-    ann_file = osp.join(out_dir, 'annotations', f'{name}.json')
-    with open(ann_file, 'w') as f:
-        json.dump(dict(
-            info=dict(description='oneshot synthetic glyphs, colour carries '
-                      'no class', **params),
-            images=images, annotations=annotations, categories=categories),
-            f)
-    return ann_file
+    return _write_coco_split(
+        out_dir, name, num_images, size,
+        lambda: _render_image(size, rng, min_obj, max_obj, pool, pick, bank,
+                              uses),
+        'oneshot synthetic glyphs, colour carries no class', params,
+        categories)
 
 
 def generate_glyph_dataset(out_dir: str,

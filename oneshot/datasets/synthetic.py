@@ -370,22 +370,19 @@ def _render_image(size: int, rng: np.random.Generator, min_obj: int,
     return img, objects
 
 
-def _write_split(out_dir: str, name: str, num_images: int, size: int,
-                 rng: np.random.Generator, params: dict, pool: List[int],
-                 balanced: bool, mode: str) -> str:
-    """Render ``num_images`` images into ``out_dir/name/`` and write
-    ``out_dir/annotations/name.json``; returns the json path."""
-    pick = (_balanced_picker if balanced else _random_picker)(pool, rng)
+def _write_coco_split(out_dir: str, name: str, num_images: int, size: int,
+                      render: Callable[[], Tuple[np.ndarray, list]],
+                      description: str, params: dict,
+                      categories: List[dict]) -> str:
+    """Write ``num_images`` images drawn by ``render()`` (an image and its
+    objects ``[(class_index, [x, y, w, h], area)]``) into ``out_dir/name/``
+    and their COCO json into ``out_dir/annotations/name.json``; returns the
+    json path. Shared by the synthetic and the glyph generators."""
     img_dir = osp.join(out_dir, name)
     os.makedirs(img_dir, exist_ok=True)
     images, annotations = [], []
-    if mode == 'shape':  # patterns need a few pixels to show
-        min_obj, max_obj = max(16, size // 8), max(24, size // 3)
-    else:
-        min_obj, max_obj = max(12, size // 9), max(16, size // 3)
     for i in range(num_images):
-        img, objects = _render_image(size, rng, min_obj, max_obj, pool,
-                                     pick, mode)
+        img, objects = render()
         file_name = f'{i:06d}.png'
         cv2.imwrite(osp.join(img_dir, file_name), img)
         img_id = i + 1
@@ -396,15 +393,31 @@ def _write_split(out_dir: str, name: str, num_images: int, size: int,
                 id=len(annotations) + 1, image_id=img_id,
                 category_id=cls + 1, bbox=bbox, area=area, iscrowd=0))
     ann_file = osp.join(out_dir, 'annotations', f'{name}.json')
+    with open(ann_file, 'w') as f:
+        json.dump(dict(info=dict(description=description, **params),
+                       images=images, annotations=annotations,
+                       categories=categories), f)
+    return ann_file
+
+
+def _write_split(out_dir: str, name: str, num_images: int, size: int,
+                 rng: np.random.Generator, params: dict, pool: List[int],
+                 balanced: bool, mode: str) -> str:
+    """Render ``num_images`` images into ``out_dir/name/`` and write
+    ``out_dir/annotations/name.json``; returns the json path."""
+    pick = (_balanced_picker if balanced else _random_picker)(pool, rng)
+    if mode == 'shape':  # patterns need a few pixels to show
+        min_obj, max_obj = max(16, size // 8), max(24, size // 3)
+    else:
+        min_obj, max_obj = max(12, size // 9), max(16, size // 3)
     description = ('oneshot synthetic shapes, colour carries no class'
                    if mode == 'shape' else 'oneshot synthetic shapes')
-    with open(ann_file, 'w') as f:
-        json.dump(dict(
-            info=dict(description=description, **params),
-            images=images, annotations=annotations,
-            categories=[dict(id=i + 1, name=n, supercategory='shape')
-                        for i, n in enumerate(synthetic_classes(mode))]), f)
-    return ann_file
+    return _write_coco_split(
+        out_dir, name, num_images, size,
+        lambda: _render_image(size, rng, min_obj, max_obj, pool, pick, mode),
+        description, params,
+        [dict(id=i + 1, name=n, supercategory='shape')
+         for i, n in enumerate(synthetic_classes(mode))])
 
 
 def generate_synthetic_dataset(out_dir: str,
