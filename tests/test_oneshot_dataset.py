@@ -220,3 +220,98 @@ def test_data_root_and_prefix(tiny_coco):
                ann_file=osp.basename(tiny_coco['ann_file']),
                data_prefix=dict(img=''))
     assert osp.isfile(ds.get_data_info((0, 'x'))['img_path'])
+
+
+# ----------------------------------------------------------------------
+# Data that cannot silently be wrong: unique ids, json sizes = file sizes
+# ----------------------------------------------------------------------
+def _edited_tiny_coco(tmp_path, edit) -> dict:
+    """A fresh copy of the tiny dataset whose json ``edit(data)`` changed."""
+    from conftest import write_tiny_coco
+    tiny = write_tiny_coco(str(tmp_path))
+    with open(tiny['ann_file']) as f:
+        data = json.load(f)
+    edit(data)
+    with open(tiny['ann_file'], 'w') as f:
+        json.dump(data, f)
+    return tiny
+
+
+def test_duplicate_image_ids_are_an_error(tmp_path):
+    def edit(data):
+        # Image 4 takes image 3's id: pycocotools would merge their boxes.
+        next(i for i in data['images'] if i['id'] == 4)['id'] = 3
+    tiny = _edited_tiny_coco(tmp_path, edit)
+    with pytest.raises(ValueError) as err:
+        build(tiny)
+    msg = str(err.value)
+    assert tiny['ann_file'] in msg
+    assert '1 duplicate image id(s)' in msg
+    assert "3 (file_name ['003.png', '004.png'])" in msg
+    assert 'must be unique' in msg
+
+
+def test_duplicate_annotation_ids_are_an_error(tmp_path):
+    def edit(data):
+        for ann in data['annotations']:
+            if ann['id'] in (104, 110):
+                ann['id'] = 103
+    tiny = _edited_tiny_coco(tmp_path, edit)
+    with pytest.raises(ValueError) as err:
+        build(tiny, test_mode=True)
+    msg = str(err.value)
+    assert tiny['ann_file'] in msg
+    assert '1 duplicate annotation id(s)' in msg
+    # Annotations 103, 104 (image 2) and 110 (image 4) share id 103.
+    assert '103 (image_id [2, 2, 4])' in msg
+
+
+def _replace_image(tiny: dict, img_id: int, width: int, height: int) -> str:
+    """Overwrite the file of ``img_id`` with one of another size (the json
+    still says 96x96)."""
+    path = osp.join(tiny['root'], f'{img_id:03d}.png')
+    import cv2
+    cv2.imwrite(path, np.full((height, width, 3), 40, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize('width,height', [(128, 112), (64, 48)])
+def test_json_size_differing_from_the_target_file_is_an_error(
+        tmp_path, width, height):
+    tiny = _edited_tiny_coco(tmp_path, lambda data: None)
+    path = _replace_image(tiny, 4, width, height)
+    tds = build(tiny, test_mode=True, episode_classes='all')  # lazy: no error
+    eps = [tds.get_data_info(i) for i in range(len(tds))]
+    bad = next(i for i, ep in enumerate(eps) if ep['img_id'] == 4)
+    good = next(i for i, ep in enumerate(eps) if ep['img_id'] != 4 and all(
+        q['img_id'] != 4 for q in ep['query_infos']))
+    assert tds[good]['inputs']['img'].shape[0] == 3  # right sizes load
+    with pytest.raises(ValueError) as err:
+        tds[bad]
+    msg = str(err.value)
+    assert tiny['ann_file'] in msg and path in msg
+    assert 'image id 4, target' in msg
+    assert f'width x height 96x96 but the decoded file is {width}x{height}' \
+        in msg
+    assert '"width"/"height" of image id 4' in msg
+
+
+def test_json_size_differing_from_a_query_file_is_an_error(tmp_path):
+    tiny = _edited_tiny_coco(tmp_path, lambda data: None)
+    path = _replace_image(tiny, 4, 80, 96)
+    tds = build(tiny, test_mode=True, episode_classes='all')
+    bad = next(i for i in range(len(tds))
+               if tds.get_data_info(i)['img_id'] != 4
+               and tds.get_data_info(i)['query_infos'][0]['img_id'] == 4)
+    ann_id = tds.get_data_info(bad)['query_infos'][0]['ann_id']
+    with pytest.raises(ValueError) as err:
+        tds[bad]
+    msg = str(err.value)
+    assert path in msg and tiny['ann_file'] in msg
+    assert f'image id 4, query, annotation id {ann_id}' in msg
+    assert '96x96 but the decoded file is 80x96' in msg
+    # Training reads the same way.
+    ds = build(tiny)
+    idx = next(i for i in range(len(ds)) if ds.get_img_id(i) == 4)
+    with pytest.raises(ValueError, match='image id 4, target'):
+        ds[(idx, 'x')]

@@ -12,10 +12,13 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
 from .splits import SplitSpec, resolve_split
+from .transforms.query import ImageSizeMismatchError
 
-# A query candidate: (ann_id, img_id, img_path, (x1, y1, x2, y2)). Tuples keep
-# the bank small for COCO's ~860k training boxes.
-QueryEntry = Tuple[int, int, str, Tuple[float, float, float, float]]
+# A query candidate: (ann_id, img_id, img_path, (x1, y1, x2, y2), (width,
+# height) of the image in the json). Tuples keep the bank small for COCO's
+# ~860k training boxes (the size tuple is shared by an image's entries).
+QueryEntry = Tuple[int, int, str, Tuple[float, float, float, float],
+                   Tuple[int, int]]
 Index = Union[int, Tuple[int, object]]
 
 
@@ -129,6 +132,17 @@ class OneShotCocoDataset(CocoDataset):
     naming it; boxes narrower/shorter than 1 px are dropped (as mmdet does);
     an episode class with no usable query candidate is skipped with a
     warning naming it; a missing image file is an error naming the image id.
+    Ids must be unique: two ``images`` entries with one id (their boxes
+    would be merged and scored against either file) or two ``annotations``
+    with one id are errors naming the file and the ids. The json
+    ``width``/``height`` of an image must be the size of the decoded file
+    (boxes are clipped to the json size and queries cropped from the
+    decoded pixels): checked lazily, once per read, by
+    :class:`LoadQueryPatches`, the one step every one-shot pipeline runs
+    that sees both the json size and the decoded image, of the target
+    (decoded by ``LoadImageFromFile`` before it, ``ori_shape``) and of each
+    query image (decoded by itself); a mismatch is an error naming the
+    json, the image file, its id and both sizes.
     """
 
     METAINFO = dict(classes=(), palette=None)
@@ -202,6 +216,7 @@ class OneShotCocoDataset(CocoDataset):
         if dup:
             raise ValueError(f'{self.ann_file!r}: duplicate category names '
                              f'{dup}.')
+        self._check_unique_ids(images, coco.dataset.get('annotations', []))
         seen, unseen = resolve_split(self.split, names, repr(self.ann_file))
         self._metainfo.update(
             classes=tuple(names), seen_classes=seen, unseen_classes=unseen)
@@ -216,6 +231,7 @@ class OneShotCocoDataset(CocoDataset):
             img_id = img['id']
             img_path = self._img_path(img['file_name'])
             width, height = img['width'], img['height']
+            size = (width, height)
             instances = []
             for ann in coco.imgToAnns.get(img_id, []):
                 if ann['category_id'] not in self.cat2label:
@@ -238,7 +254,7 @@ class OneShotCocoDataset(CocoDataset):
                         and (allowed_ann_ids is None
                              or ann['id'] in allowed_ann_ids)):
                     bank[label].append(
-                        (ann['id'], img_id, img_path, (x1, y1, x2, y2)))
+                        (ann['id'], img_id, img_path, (x1, y1, x2, y2), size))
             data_list.append(dict(
                 img_id=img_id, img_path=img_path, width=width,
                 height=height, instances=instances))
@@ -247,6 +263,37 @@ class OneShotCocoDataset(CocoDataset):
             label: self._count_by_image(entries)
             for label, entries in self.query_bank.items()}
         return data_list
+
+    def _check_unique_ids(self, images: List[dict],
+                          annotations: List[dict]) -> None:
+        """Duplicate image or annotation ids are errors naming them.
+
+        pycocotools indexes both by id, so a repeated image id silently
+        merges the boxes of two files (each scored against the other's
+        boxes) and a repeated annotation id makes query ids ambiguous.
+        """
+        for what, entries, hint, fix in (
+                ('image', images, 'file_name',
+                 'give each image its own id and point its annotations\' '
+                 'image_id at it, or remove the repeated entries'),
+                ('annotation', annotations, 'image_id',
+                 'renumber the annotations (any unique integers) or remove '
+                 'the repeated entries')):
+            by_id: Dict[object, List[object]] = defaultdict(list)
+            for entry in entries:
+                by_id[entry.get('id')].append(entry.get(hint))
+            dup = {i: v for i, v in by_id.items() if len(v) > 1}
+            if not dup:
+                continue
+            ids = sorted(dup, key=lambda i: (not isinstance(i, int),
+                                             i if isinstance(i, int)
+                                             else str(i)))
+            shown = ', '.join(f'{i} ({hint} {dup[i]})' for i in ids[:10])
+            more = f' and {len(ids) - 10} more' if len(ids) > 10 else ''
+            raise ValueError(
+                f'{self.ann_file!r}: {len(ids)} duplicate {what} id(s) in '
+                f'"{what}s": {shown}{more}. {what.capitalize()} ids must be '
+                f'unique: {fix}.')
 
     def _img_path(self, file_name: str) -> str:
         return osp.join(self.data_prefix.get('img', ''), file_name)
@@ -470,8 +517,8 @@ class OneShotCocoDataset(CocoDataset):
             episode_id=idx,
             query_infos=[
                 dict(ann_id=ann_id, img_id=q_img_id, img_path=path,
-                     bbox=list(box))
-                for ann_id, q_img_id, path, box in queries])
+                     bbox=list(box), width=size[0], height=size[1])
+                for ann_id, q_img_id, path, box, size in queries])
         episode.pop('episode_labels', None)
         return episode
 
@@ -489,6 +536,10 @@ class OneShotCocoDataset(CocoDataset):
                 f'{[q["ann_id"] for q in episode["query_infos"]]}) of '
                 f'{self.ann_file!r}: an image file is missing: {e}. Check '
                 'data_root / data_prefix.img.') from e
+        except ImageSizeMismatchError as e:
+            raise ImageSizeMismatchError(
+                f'{self.ann_file!r}, episode {episode["episode_id"]}: '
+                f'{e}') from e
 
     def __getitem__(self, idx: Index) -> dict:
         """An episode after the pipeline.

@@ -1,13 +1,44 @@
 """Query transforms: load the query patch(es) of an episode and bring them to
 a fixed square size. Target transforms are mmdet's own."""
 import math
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 from mmengine.fileio import get
+
+
+class ImageSizeMismatchError(ValueError):
+    """The json ``width``/``height`` of an image is not its decoded size."""
+
+
+def check_image_size(json_size: Sequence[int], decoded_hw: Sequence[int],
+                     path: object, img_id: object, role: str) -> None:
+    """Raise :class:`ImageSizeMismatchError` when the annotation file's
+    ``(width, height)`` of an image differs from the decoded file's.
+
+    Args:
+        json_size (Sequence[int]): ``(width, height)`` from the json.
+        decoded_hw (Sequence[int]): ``(height, width)`` of the decoded image
+            (``img.shape[:2]``, ``ori_shape``).
+        path: The image file (named in the error).
+        img_id: Its image id (named in the error).
+        role (str): What the image is in the episode (``'target'``,
+            ``'query (annotation id 7)'``).
+    """
+    json_w, json_h = (int(v) for v in json_size)
+    dec_h, dec_w = (int(v) for v in decoded_hw[:2])
+    if (json_w, json_h) == (dec_w, dec_h):
+        return
+    raise ImageSizeMismatchError(
+        f'Image {path!r} (image id {img_id}, {role}): the annotation file '
+        f'gives width x height {json_w}x{json_h} but the decoded file is '
+        f'{dec_w}x{dec_h}. Boxes are clipped to the json size and crops '
+        'taken from the decoded pixels, so they would be wrong. Fix the '
+        f'"width"/"height" of image id {img_id} in the json (or replace the '
+        'file by the one the boxes were drawn on).')
 
 
 @TRANSFORMS.register_module()
@@ -19,6 +50,15 @@ class LoadQueryPatches(BaseTransform):
     Added keys: ``query_imgs`` (list of ``(h, w, 3)`` uint8 BGR arrays),
     ``query_img_ids``, ``query_ann_ids``, ``query_bboxes`` (the boxes
     cropped, with context, in source-image pixels), ``query_img_paths``.
+
+    Image sizes: when a query info carries the json ``width``/``height`` of
+    its image (:class:`OneShotCocoDataset` adds them), the decoded query
+    image must have that size; when ``results`` holds the target's json
+    ``width``/``height`` and its decoded ``ori_shape`` (``LoadImageFromFile``
+    runs before this step in every one-shot pipeline), so must the target.
+    This is the one step that sees both sizes of every image of an episode,
+    so the check costs nothing extra; a mismatch raises
+    :class:`ImageSizeMismatchError` naming the file, image id and sizes.
 
     Args:
         context (float): Enlarge the box by this fraction of its width and
@@ -74,6 +114,11 @@ class LoadQueryPatches(BaseTransform):
             raise KeyError(
                 'LoadQueryPatches needs results["query_infos"] (a one-shot '
                 'dataset such as OneShotCocoDataset provides it).')
+        if ('width' in results and 'height' in results
+                and 'ori_shape' in results):
+            check_image_size((results['width'], results['height']),
+                             results['ori_shape'], results.get('img_path'),
+                             results.get('img_id'), 'target')
         cache = {}
         patches, boxes = [], []
         for info in results['query_infos']:
@@ -87,16 +132,21 @@ class LoadQueryPatches(BaseTransform):
                         f', annotation id {info.get("ann_id")}) not found: '
                         f'{e}') from e
             img = cache[path]
+            if 'width' in info and 'height' in info:
+                check_image_size(
+                    (info['width'], info['height']), img.shape, path,
+                    info.get('img_id'),
+                    f'query, annotation id {info.get("ann_id")}')
             h, w = img.shape[:2]
             x1, y1, x2, y2 = self.crop_box(info['bbox'], w, h, info)
             patches.append(np.ascontiguousarray(img[y1:y2, x1:x2]))
             boxes.append([x1, y1, x2, y2])
         results['query_imgs'] = patches
         results['query_bboxes'] = boxes
-        results['query_img_ids'] = [q['img_id'] for q in results['query_infos']]
-        results['query_ann_ids'] = [q['ann_id'] for q in results['query_infos']]
-        results['query_img_paths'] = [
-            q['img_path'] for q in results['query_infos']]
+        infos = results['query_infos']
+        results['query_img_ids'] = [q['img_id'] for q in infos]
+        results['query_ann_ids'] = [q['ann_id'] for q in infos]
+        results['query_img_paths'] = [q['img_path'] for q in infos]
         return results
 
     def __repr__(self) -> str:
