@@ -6,8 +6,9 @@ loop into mmdet's registries, so configs only need::
     custom_imports = dict(imports=['oneshot'], allow_failed_imports=False)
 """
 from .version import __version__
-from . import utils  # noqa: F401  (first: torch.load compatibility)
+from . import utils  # noqa: F401
 from . import datasets  # noqa: F401
+from . import engine  # noqa: F401  (OneShotRunner: safe, strict loading)
 from . import evaluation  # noqa: F401
 from . import models  # noqa: F401
 from . import visualization  # noqa: F401

@@ -17,6 +17,8 @@ from mmengine.runner import Runner
 from quickstart_utils import (QUICKSTART_CFG, REPO, as_cli_options,
                               data_overrides, make_synthetic, quickstart_cfg)
 
+from oneshot.engine import OneShotRunner
+
 
 @pytest.fixture(scope='module')
 def synthetic(tmp_path_factory) -> str:
@@ -96,11 +98,13 @@ def test_resume_restores_iteration_weights_optimizer_and_lr(
     ckpt_path = str(tmp_path / 'a' / 'iter_2.pth')
     ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
 
-    # Resumed from iteration 2 in a fresh runner (new work dir).
+    # Resumed from iteration 2 in a fresh runner (new work dir). Resuming
+    # reads checkpoints through the project's runner: `import oneshot`
+    # leaves mmengine's own loading (weights-only) alone.
     cfg = quickstart_cfg(synthetic, str(tmp_path / 'b'), max_iters=4)
     cfg.resume = True
     cfg.load_from = ckpt_path
-    second = Runner.from_cfg(cfg)
+    second = OneShotRunner.from_cfg(cfg)
     capture = CaptureStateHook()
     second.register_hook(capture, priority='VERY_LOW')
     second.train()

@@ -1,14 +1,15 @@
 """Run a one-shot detector with your own query on your own images.
 
     python tools/demo.py TARGET --query QUERY [--query-box x1,y1,x2,y2]
-        [--config CFG] [--checkpoint CKPT] [--out DIR]
+        [--config CFG] [--checkpoint CKPT] [--out DIR] [--trust-checkpoint]
 
 TARGET is an image or a folder of images. Each ``--query`` is one query
 image (repeat it for several queries); ``--query-box`` crops the object from
 the query image (once per ``--query``, same order; without it the whole
 query image is the object). ``--kshot`` treats all ``--query`` images as K
 shots of one class. Defaults to the quickstart model
-(``bash tools/quickstart.sh`` trains it).
+(``bash tools/quickstart.sh`` trains it). The checkpoint is read
+weights-only and must fit the config (docs/checkpoints.md).
 
 Writes, under ``--out``: one PNG per target and query (detections in green,
 the query thumbnail in the corner) and ``detections.json`` with every
@@ -27,6 +28,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from oneshot.apis import OneShotInferencer, Query  # noqa: E402
 from oneshot.apis.inferencer import list_images  # noqa: E402
+from oneshot.utils import CheckpointError  # noqa: E402
 from oneshot.visualization import draw_oneshot_result  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/quickstart/siamese-faster-rcnn_r18-tiny_synthetic.py'
@@ -71,6 +73,10 @@ def parse_args(argv=None):
                         'available).')
     parser.add_argument('--batch-size', type=int, default=8,
                         help='Queries matched per forward of the heads.')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='Allow a checkpoint that is not weights-only '
+                        'to be unpickled fully (that can run code: only '
+                        'for files you wrote yourself).')
     args = parser.parse_args(argv)
     if args.query_box and len(args.query_box) != len(args.query):
         parser.error(f'{len(args.query_box)} --query-box for '
@@ -103,9 +109,13 @@ def main(argv=None):
     targets = list_images(args.target) if osp.isdir(args.target) \
         else [args.target]
 
-    inferencer = OneShotInferencer(
-        args.config, checkpoint, device=args.device,
-        batch_size=args.batch_size)
+    try:
+        inferencer = OneShotInferencer(
+            args.config, checkpoint, device=args.device,
+            batch_size=args.batch_size,
+            trust_checkpoint=args.trust_checkpoint)
+    except CheckpointError as e:  # names the files: no traceback needed
+        raise SystemExit(f'tools/demo.py: {e}') from e
     encoded = inferencer.encode(queries)
     os.makedirs(args.out, exist_ok=True)
     names = [qs.name for qs in encoded.sets]

@@ -1,8 +1,13 @@
 """Evaluate a one-shot detector over R seeded query draws.
 
     python tools/test.py CONFIG CHECKPOINT [--runs 5] [--work-dir DIR]
-        [--out results.pkl] [--show-dir DIR] [--cfg-options k=v ...]
-        [--launcher pytorch]
+        [--out results.pkl] [--show-dir DIR] [--trust-checkpoint]
+        [--cfg-options k=v ...] [--launcher pytorch]
+
+The checkpoint is read weights-only (a run's own mmengine checkpoints and
+published ones load; a file holding other pickled objects is refused unless
+``--trust-checkpoint``) and must fit the config exactly, else an error names
+both files (docs/checkpoints.md).
 
 `test_cfg = dict(type='OneShotTestLoop', runs=R)` (set in
 configs/_base_/default_runtime.py) runs the test set once per query draw and
@@ -17,11 +22,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import oneshot  # noqa: E402,F401
-from oneshot.utils import resolve_work_dir, setup_cpu_distributed  # noqa: E402,E501
+from oneshot.engine import build_runner  # noqa: E402
+from oneshot.utils import (CheckpointError, resolve_work_dir,  # noqa: E402
+                           setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,6 +45,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--show-dir', help='save images with detections and the query '
         'thumbnail into this dir (relative to the work dir\'s timestamp dir)')
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='allow a checkpoint that is not weights-only to be unpickled '
+        'fully (it can run code: only for files you wrote yourself)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, e.g. test_dataloader.batch_size=8')
@@ -64,6 +73,8 @@ def main() -> None:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    if args.trust_checkpoint:
+        cfg.trust_checkpoint = True
     if args.launcher == 'pytorch' and not torch.cuda.is_available():
         setup_cpu_distributed(cfg)  # gloo; mmengine assumes CUDA
     cfg.load_from = args.checkpoint
@@ -89,11 +100,11 @@ def main() -> None:
         cfg.test_evaluator.append(
             dict(type='DumpDetResults', out_file_path=args.out))
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.test()
+    runner = build_runner(cfg)
+    try:
+        runner.test()
+    except CheckpointError as e:  # names the files: no traceback needed
+        raise SystemExit(f'tools/test.py: {e}') from e
 
 
 if __name__ == '__main__':

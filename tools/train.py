@@ -1,10 +1,13 @@
 """Train a one-shot detector.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+        [--auto-scale-lr] [--trust-checkpoint] [--cfg-options k=v ...]
+        [--launcher pytorch]
 
 The flags are mmdet's (`mmdet/tools/train.py`); distributed training goes
-through `tools/dist_train.sh` (torchrun).
+through `tools/dist_train.sh` (torchrun), clusters through
+`tools/slurm_train.sh`. `load_from` and `--resume` read checkpoints safely
+and strictly (oneshot/engine/runner.py, docs/checkpoints.md).
 """
 import argparse
 import os
@@ -16,11 +19,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
-import oneshot  # noqa: E402,F401  (registers modules, checkpoint loading)
-from oneshot.utils import resolve_work_dir, setup_cpu_distributed  # noqa: E402,E501
+import oneshot  # noqa: E402,F401  (registers the modules)
+from oneshot.engine import build_runner  # noqa: E402
+from oneshot.utils import (CheckpointError, resolve_work_dir,  # noqa: E402
+                           setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,6 +41,11 @@ def parse_args() -> argparse.Namespace:
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint; without a value, resume from '
         'the latest checkpoint in the work dir')
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='allow load_from to unpickle a checkpoint fully (it can run '
+        'code: only for files you wrote yourself); by default checkpoints '
+        'are read weights-only. --resume trusts the run\'s own file anyway')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, e.g. '
@@ -62,6 +70,8 @@ def main() -> None:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    if args.trust_checkpoint:
+        cfg.trust_checkpoint = True
     if args.launcher == 'pytorch' and not torch.cuda.is_available():
         setup_cpu_distributed(cfg)  # gloo; mmengine assumes CUDA
 
@@ -91,11 +101,11 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.train()
+    runner = build_runner(cfg)
+    try:
+        runner.train()
+    except CheckpointError as e:  # names the files: no traceback needed
+        raise SystemExit(f'tools/train.py: {e}') from e
 
 
 if __name__ == '__main__':

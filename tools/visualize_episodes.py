@@ -19,13 +19,13 @@ import cv2  # noqa: E402
 import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmdet.apis import init_detector  # noqa: E402
-from mmdet.registry import DATASETS  # noqa: E402
+from mmdet.registry import DATASETS, MODELS  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import oneshot  # noqa: E402,F401
+from oneshot.utils import load_model_weights  # noqa: E402
 from oneshot.visualization import draw_oneshot_result, make_result_grid  # noqa: E402,E501
 
 
@@ -72,13 +72,22 @@ def main() -> None:
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--run', type=int, default=0, help='query draw')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='allow a checkpoint that is not weights-only '
+                        'to be unpickled fully (only for your own files)')
     args = parser.parse_args()
 
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     dataset.set_run(args.run)
-    model = init_detector(cfg, args.checkpoint, device=args.device)
+    # The project's safe, strict loader (mmdet's init_detector would go
+    # through mmengine's loader): docs/checkpoints.md.
+    model = MODELS.build(cfg.model)
+    load_model_weights(model, args.checkpoint, config=args.config,
+                       trust=args.trust_checkpoint)
+    model.cfg = cfg
+    model.to(args.device).eval()
 
     tiles = []
     for idx in pick_episodes(dataset, args.num):

@@ -7,8 +7,20 @@ custom_imports = dict(imports=['oneshot'], allow_failed_imports=False)
 
 test_cfg = dict(type='OneShotTestLoop', runs=5)
 
+# Checkpoints are read weights-only and must fit the model exactly
+# (oneshot/engine/runner.py, docs/checkpoints.md). `trust_checkpoint = True`
+# (or --trust-checkpoint) lets `load_from` unpickle a file fully: only for
+# files you wrote yourself. `--resume` always trusts the run's own file.
+runner_type = 'OneShotRunner'
+trust_checkpoint = False
+
 # Draws the query beside mmdet's gt / prediction panels (`--show-dir`).
 visualizer = dict(
     type='OneShotLocalVisualizer',
     vis_backends=[dict(type='LocalVisBackend')],
     name='visualizer')
+
+# Training checkpoints also hold the random generator states of every rank,
+# restored by --resume: a killed run, resumed, repeats the uninterrupted run
+# iteration for iteration (oneshot/utils/resume.py).
+default_hooks = dict(resume_state=dict(type='ResumeStateHook'))

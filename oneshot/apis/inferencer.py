@@ -26,8 +26,9 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.utils import ProgressBar
+
+from ..utils.checkpoint import load_model_weights
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 # Pipeline steps that belong to datasets with annotations or to the query;
@@ -120,15 +121,21 @@ class OneShotInferencer:
     Args:
         model (str | Config): Config file or :class:`Config` of a one-shot
             detector (any of ``configs/``).
-        weights (str, optional): Checkpoint. Its parameters must match the
-            config exactly (names and shapes); otherwise a ``ValueError``
-            lists the differences. ``None`` keeps the initial weights (for
-            speed tests only).
+        weights (str, optional): Checkpoint. Read weights-only (published
+            files and a run's own mmengine checkpoints load; others raise
+            ``UntrustedCheckpointError``); its parameters must match the
+            config exactly (names and shapes), otherwise a
+            ``CheckpointMismatchError`` (a ``ValueError``) lists the
+            differences. ``None`` keeps the initial weights (for speed
+            tests only).
         device (str, optional): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
             Defaults to CUDA when available, else CPU.
         batch_size (int): Queries matched against one target per forward
             of the heads. Defaults to 8.
         cfg_options (dict, optional): Overrides merged into the config.
+        trust_checkpoint (bool): Allow ``weights`` to be unpickled fully
+            when it is not weights-only. Unpickling can run code: only for
+            files you wrote yourself. Defaults to False.
 
     The target and query preprocessing is the config's test pipeline: the
     target goes through its steps before ``LoadQueryPatches`` (minus
@@ -149,7 +156,8 @@ class OneShotInferencer:
                  weights: Optional[str] = None,
                  device: Optional[str] = None,
                  batch_size: int = 8,
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 trust_checkpoint: bool = False) -> None:
         import oneshot  # noqa: F401  (registers the modules)
         cfg = Config.fromfile(model) if isinstance(model, str) else \
             copy.deepcopy(model)
@@ -175,7 +183,7 @@ class OneShotInferencer:
                     f' has no {attr}(); OneShotInferencer needs a Siamese '
                     'one-shot detector (SiameseTwoStageDetector, ...).')
         if weights is not None:
-            self._load_weights(weights)
+            self._load_weights(weights, trust_checkpoint)
         self.model.to(self.device).eval()
         self._build_pipelines()
         # Counters of backbone work, for tests and benchmarks.
@@ -185,43 +193,15 @@ class OneShotInferencer:
     # ------------------------------------------------------------------
     # setup
     # ------------------------------------------------------------------
-    def _load_weights(self, weights: str) -> None:
-        """Load a checkpoint whose parameters match the config exactly."""
-        if not osp.isfile(weights):
-            raise FileNotFoundError(f'Checkpoint {weights!r} not found.')
-        ckpt = _load_checkpoint(weights, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
-                                                           dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(f'Checkpoint {weights!r} holds no state_dict.')
-        state = {(k[7:] if k.startswith('module.') else k): v
-                 for k, v in state.items()}
-        own = self.model.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        mismatched = sorted(
-            f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-            f'{tuple(own[k].shape)}' for k in set(own) & set(state)
-            if hasattr(state[k], 'shape') and state[k].shape != own[k].shape)
-        if missing or unexpected or mismatched:
-            lines = []
-            for title, keys in (('missing in the checkpoint', missing),
-                                ('not in the model', unexpected),
-                                ('with different shapes', mismatched)):
-                if keys:
-                    shown = ', '.join(keys[:5])
-                    more = f' (+{len(keys) - 5} more)' if len(keys) > 5 \
-                        else ''
-                    lines.append(f'  {len(keys)} parameters {title}: '
-                                 f'{shown}{more}')
-            raise ValueError(
-                f'Checkpoint {weights!r} does not match the config '
-                f'{self.config_name!r}:\n' + '\n'.join(lines) +
-                '\nUse the config the checkpoint was trained with (the '
-                'work_dir holds a copy).')
-        self.model.load_state_dict(state, strict=True)
+    def _load_weights(self, weights: str, trust: bool) -> None:
+        """Load a checkpoint safely whose parameters match the config
+        exactly (the project's one loader, oneshot/utils/checkpoint.py)."""
+        ckpt = load_model_weights(self.model, weights,
+                                  config=self.config_name,
+                                  map_location='cpu', trust=trust)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-        self.dataset_meta = meta.get('dataset_meta')
+        self.dataset_meta = meta.get('dataset_meta') \
+            if isinstance(meta, dict) else None
 
     def _build_pipelines(self) -> None:
         """Split the config's test pipeline into target and query parts."""

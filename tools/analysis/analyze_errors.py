@@ -25,10 +25,9 @@ sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import oneshot  # noqa: E402,F401
+from oneshot.engine import build_runner  # noqa: E402
 from oneshot.evaluation.error_analysis import (  # noqa: E402
     ErrorAnalysisRecorder, analyze_errors, draw_confusions, summary_text)
 from oneshot.utils import resolve_work_dir  # noqa: E402
@@ -128,8 +127,7 @@ def main(argv=None) -> dict:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = '0'
     cfg = prepare_cfg(args)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
+    runner = build_runner(cfg)  # safe, strict checkpoint loading
     runner.test()
 
     recorders = [m for m in runner.test_loop.evaluator.metrics

@@ -1,0 +1,3 @@
+from .runner import OneShotRunner, build_runner, resume_candidates
+
+__all__ = ['OneShotRunner', 'build_runner', 'resume_candidates']
