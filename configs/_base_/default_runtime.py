@@ -23,4 +23,11 @@ visualizer = dict(
 # Training checkpoints also hold the random generator states of every rank,
 # restored by --resume: a killed run, resumed, repeats the uninterrupted run
 # iteration for iteration (oneshot/utils/resume.py).
-default_hooks = dict(resume_state=dict(type='ResumeStateHook'))
+#
+# A NaN or inf in any loss term stops training before the optimizer step,
+# with an error naming the iteration, the term and the batch's episodes;
+# `default_hooks.nonfinite_loss.mode='skip'` skips such batches instead and
+# counts them (oneshot/engine/hooks/nonfinite_loss_hook.py).
+default_hooks = dict(
+    resume_state=dict(type='ResumeStateHook'),
+    nonfinite_loss=dict(type='NonFiniteLossHook', mode='raise'))
