@@ -32,7 +32,9 @@ class OneShotTestLoop(TestLoop):
     first) and written to ``<log_dir>/oneshot_runs.json``::
 
         {"runs": [{"oneshot/AP50": ..., ...}, ...],
-         "mean": {...}, "std": {...}, "num_runs": R}
+         "mean": {...}, "std": {...}, "num_runs": R,
+         "source": {"config": ..., "checkpoint": ..., "split": ...,
+                    "episode_classes": ..., "ann_file": ...}}
 
     ``runner.test()`` returns the means under the metric names
     (``oneshot/AP50``, ``oneshot/unseen_AP50``, ...) and the standard
@@ -132,9 +134,22 @@ class OneShotTestLoop(TestLoop):
                 json.dump(dict(
                     num_runs=len(per_run), runs=per_run,
                     mean={k: summary[k] for k in order},
-                    std={k: summary[k + '_std'] for k in order}), f,
-                    indent=2)
+                    std={k: summary[k + '_std'] for k in order},
+                    source=self.source()), f, indent=2)
             self.runner.logger.info(f'Per-run results written to {path}')
+
+    def source(self) -> Dict[str, object]:
+        """What was tested, for tools that collect many runs
+        (``tools/analysis/collect_results.py``): the config file, the
+        checkpoint, and the test set's split, episode classes and
+        annotation file."""
+        dataset = self.base_dataset
+        cfg = self.runner.cfg
+        return dict(
+            config=cfg.filename, checkpoint=cfg.get('load_from'),
+            split=getattr(dataset, 'split', None),
+            episode_classes=getattr(dataset, 'episode_classes', None),
+            ann_file=getattr(dataset, 'ann_file', None))
 
 
 def summarize_runs(per_run: Sequence[Dict[str, float]]) -> Dict[str, float]:
