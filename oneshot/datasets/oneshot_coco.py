@@ -11,6 +11,7 @@ from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
+from ..utils.rng import seeded_global_rng
 from .splits import SplitSpec, resolve_split
 from .transforms.query import ImageSizeMismatchError
 
@@ -96,8 +97,16 @@ class OneShotCocoDataset(CocoDataset):
     demo sees: false alarms on images without the query's class. The
     protocol AP of the papers ignores them (``OneShotMetric``).
 
-    Only local RNGs are used; the global ``random``/numpy/torch states are
-    never touched.
+    Episodes are drawn with local RNGs only. The training pipeline's
+    augmentations (``RandomFlip``, query flips) draw from the global
+    ``random``/numpy/torch generators, which are seeded from the episode's
+    draw seed while it runs and restored afterwards
+    (:func:`oneshot.utils.rng.seeded_global_rng`): an augmented training
+    episode is a function of (seed, epoch, idx) in any dataloader worker,
+    and loading data never moves the generators the model draws from (what
+    makes ``--resume`` repeat the uninterrupted run, see
+    ``oneshot/utils/resume.py``). Test episodes do not touch the global
+    generators.
 
     Args:
         split (str | dict): ``'coco_split1'`` .. ``'coco_split4'``, ``'voc'``,
@@ -546,7 +555,9 @@ class OneShotCocoDataset(CocoDataset):
 
         In training a pipeline that returns ``None`` (e.g. every box cropped
         away) is retried with further draws of the same local RNG, so the
-        result stays a deterministic function of the index and draw seed.
+        result stays a deterministic function of the index and draw seed;
+        each attempt runs its pipeline under the global generators seeded
+        from its draw seed.
         """
         if not self._fully_initialized:
             self.full_init()
@@ -560,8 +571,9 @@ class OneShotCocoDataset(CocoDataset):
             idx, f'{self.seed}:{idx}')
         rng = random.Random(f'retry:{draw_seed}')
         for attempt in range(self.max_refetch + 1):
-            data = self.prepare_data((index, f'{draw_seed}:{attempt}')
-                                     if attempt else (index, draw_seed))
+            seed = f'{draw_seed}:{attempt}' if attempt else str(draw_seed)
+            with seeded_global_rng(f'pipeline:{seed}'):
+                data = self.prepare_data((index, seed))
             if data is not None:
                 return data
             index = rng.randrange(len(self))
