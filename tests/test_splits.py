@@ -2,7 +2,7 @@
 literally from docs/protocol.md, "COCO splits")."""
 import pytest
 
-from oneshot.datasets.splits import (COCO_CLASSES, VOC_CLASSES,
+from oneshot.datasets.splits import (COCO_CLASSES, VOC_CLASSES, builtin_split,
                                      coco_split_classes, resolve_split)
 
 PAPER_UNSEEN = {
@@ -52,3 +52,22 @@ def test_custom_split_and_errors():
         resolve_split(dict(seen=['a'], unseen=['a']), names)
     with pytest.raises(ValueError, match='coco_split5'):
         resolve_split('coco_split5', names)
+
+
+@pytest.mark.parametrize('name,base', [
+    ('glyphs', 'glyphs_oneshot.py'),
+    ('synthetic-shape', 'synthetic_oneshot.py'),
+    ('synthetic-colour', 'synthetic-colour_oneshot.py')])
+def test_generated_data_splits_equal_their_config_lists(name, base):
+    """The built-in names the per-method glyph configs use give the class
+    lists written out in the dataset base configs."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))),
+        'configs/_base_/datasets', base))
+    seen, unseen = builtin_split(name)
+    assert list(seen) == list(cfg.seen_classes)
+    assert list(unseen) == list(cfg.unseen_classes)
+    assert not set(seen) & set(unseen)

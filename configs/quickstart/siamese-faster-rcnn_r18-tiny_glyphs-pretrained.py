@@ -11,5 +11,7 @@
 #       configs/quickstart/siamese-faster-rcnn_r18-tiny_glyphs-pretrained.py
 _base_ = './siamese-faster-rcnn_r18-tiny_glyphs.py'
 
+# (_delete_: the base model has init_cfg=None, which a dict cannot merge into.)
 model = dict(backbone=dict(init_cfg=dict(
-    type='Pretrained', checkpoint='work_dirs/pretrain/glyphs_r18-tiny.pth')))
+    _delete_=True, type='Pretrained',
+    checkpoint='work_dirs/pretrain/glyphs_r18-tiny.pth')))

@@ -51,7 +51,18 @@ def coco_split_classes(split: int) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
 
 def builtin_split(name: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
     """``(seen, unseen)`` of a built-in split: ``coco_split1`` ..
-    ``coco_split4`` or ``voc``."""
+    ``coco_split4``, ``voc``, or one of the project's generated data sets:
+    ``glyphs`` (:func:`oneshot.datasets.glyphs.glyph_split`),
+    ``synthetic-shape`` and ``synthetic-colour``
+    (:func:`oneshot.datasets.synthetic.synthetic_split`)."""
+    if name == 'glyphs':
+        from .glyphs import glyph_split
+        split = glyph_split()
+        return tuple(split['seen']), tuple(split['unseen'])
+    if name in ('synthetic-shape', 'synthetic-colour'):
+        from .synthetic import synthetic_split
+        split = synthetic_split(name.split('-')[1])
+        return tuple(split['seen']), tuple(split['unseen'])
     if name == 'voc':
         return (tuple(c for c in VOC_CLASSES if c not in VOC_UNSEEN),
                 VOC_UNSEEN)
@@ -59,7 +70,8 @@ def builtin_split(name: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         return coco_split_classes(int(name[-1]))
     raise ValueError(
         f'Unknown built-in split {name!r}; use one of coco_split1, '
-        "coco_split2, coco_split3, coco_split4, voc, or give the classes as "
+        'coco_split2, coco_split3, coco_split4, voc, glyphs, '
+        "synthetic-shape, synthetic-colour, or give the classes as "
         "split=dict(seen=[...], unseen=[...]) (or dict(unseen=[...])).")
 
 
@@ -71,7 +83,8 @@ def resolve_split(
 
     Args:
         split (str | dict): A built-in name (``'coco_split1'`` ..
-            ``'coco_split4'``, ``'voc'``), or ``dict(seen=[...],
+            ``'coco_split4'``, ``'voc'``, ``'glyphs'``, ...; see
+            :func:`builtin_split`), or ``dict(seen=[...],
             unseen=[...])``, or ``dict(unseen=[...])`` (every other class is
             seen) for custom data.
         class_names (Sequence[str]): The dataset's classes (json order).
