@@ -170,3 +170,53 @@ def test_distributed_training_two_cpu_processes(synthetic, tmp_path):
     assert 'GPU number: 2' in log
     assert "'backend': 'gloo'" in log
     assert 'Iter(train) [2/2]' in log
+
+
+def test_test_twice_is_identical_and_out_keeps_every_run(synthetic, tmp_path):
+    """Testing twice on one checkpoint gives a byte-identical
+    ``oneshot_runs.json``; ``--out preds.pkl`` with 2 runs writes
+    ``preds_run0.pkl`` and ``preds_run1.pkl``, each the episodes of its own
+    query draw."""
+    import pickle
+    work = str(tmp_path / 'work')
+    opts = short_run_options(synthetic)
+    run([sys.executable, 'tools/train.py', QUICKSTART_CFG, '--work-dir',
+         work, '--cfg-options', *opts])
+    ckpt = osp.join(work, 'iter_2.pth')
+    reports, preds = [], []
+    for attempt in range(2):
+        test_dir = osp.join(work, f'test{attempt}')
+        out = osp.join(test_dir, 'preds.pkl')
+        log = run([sys.executable, 'tools/test.py', QUICKSTART_CFG, ckpt,
+                   '--work-dir', test_dir, '--runs', '2', '--out', out,
+                   '--cfg-options', *opts])
+        (report, ) = glob.glob(osp.join(test_dir, '**', 'oneshot_runs.json'),
+                               recursive=True)
+        with open(report, 'rb') as f:
+            reports.append(f.read())
+        assert not osp.exists(out)
+        assert sorted(f for f in os.listdir(test_dir)
+                      if f.endswith('.pkl')) == ['preds_run0.pkl',
+                                                 'preds_run1.pkl']
+        per_run = []
+        for r in range(2):
+            path = osp.join(test_dir, f'preds_run{r}.pkl')
+            assert f'saved to {path}' in log
+            with open(path, 'rb') as f:
+                episodes = pickle.load(f)
+            assert episodes and {e['run'] for e in episodes} == {r}
+            assert all('pred_instances' in e for e in episodes)
+            per_run.append(episodes)
+        # Two draws: other queries for some episodes.
+        assert [e['query_ann_ids'] for e in per_run[0]] != \
+            [e['query_ann_ids'] for e in per_run[1]]
+        preds.append(per_run)
+    assert reports[0] == reports[1]
+    assert len(json.loads(reports[0])['runs']) == 2
+    for run_a, run_b in zip(*preds):
+        for a, b in zip(run_a, run_b):
+            assert a['query_ann_ids'] == b['query_ann_ids']
+            assert torch.equal(a['pred_instances']['scores'],
+                               b['pred_instances']['scores'])
+            assert torch.equal(a['pred_instances']['bboxes'],
+                               b['pred_instances']['bboxes'])

@@ -11,7 +11,9 @@ both files (docs/checkpoints.md).
 
 `test_cfg = dict(type='OneShotTestLoop', runs=R)` (set in
 configs/_base_/default_runtime.py) runs the test set once per query draw and
-reports every run plus mean and std; `--runs` overrides R.
+reports every run plus mean and std; `--runs` overrides R. `--out
+preds.pkl` keeps the raw predictions of every run, one file per run:
+preds_run0.pkl ... preds_run{R-1}.pkl (mmdet's DumpDetResults format).
 """
 import argparse
 import os
@@ -41,7 +43,9 @@ def parse_args() -> argparse.Namespace:
         '--work-dir', help='the dir to save logs and the per-run JSON')
     parser.add_argument(
         '--out', type=str,
-        help='dump the raw predictions of every episode to a pickle file')
+        help='dump the raw predictions of every episode to pickle files, '
+        'one per query draw: --out preds.pkl writes preds_run0.pkl, '
+        'preds_run1.pkl, ... (also preds_run0.pkl for --runs 1)')
     parser.add_argument(
         '--show-dir', help='save images with detections and the query '
         'thumbnail into this dir (relative to the work dir\'s timestamp dir)')
@@ -98,7 +102,7 @@ def main() -> None:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(
-            dict(type='DumpDetResults', out_file_path=args.out))
+            dict(type='DumpOneShotResults', out_file_path=args.out))
 
     runner = build_runner(cfg)
     try:
