@@ -41,8 +41,16 @@ def test_config_builds(name):
         assert dataset.get('split'), f'{name}: {loader} has no split'
     evaluator = cfg.test_evaluator
     assert METRICS.get(evaluator.type) is not None
+    build_oneshot_model(cfg)
+
+
+def build_oneshot_model(cfg: Config):
+    """Build the config's model (no weight download) and check that it is
+    a one-shot detector; shared with tests/test_model_index.py."""
+    init_default_scope('mmdet')
     cfg.model.backbone.init_cfg = None  # no weight download
     model = MODELS.build(cfg.model)
     assert hasattr(model, 'extract_query_feat')
     assert model.data_preprocessor.__class__.__name__ == \
         'OneShotDataPreprocessor'
+    return model

@@ -9,8 +9,6 @@ PATH is an ``oneshot_runs.json`` or a folder searched for the newest one
 (e.g. the ``--work-dir`` of ``tools/test.py``).
 """
 import argparse
-import glob
-import json
 import os.path as osp
 import sys
 from typing import Dict, List
@@ -19,31 +17,19 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
 from oneshot.evaluation.oneshot_metric import is_count_metric  # noqa: E402
+from oneshot.evaluation.run_files import (  # noqa: E402
+    find_runs_json, metric_prefix, read_runs_json)
 
 ROWS = (('AP50', 'AP50'), ('blind_AP50', 'query-blind AP50'),
         ('gain', 'matching gain'), ('open_AP50', 'AP50 with negative targets'),
         ('FA_per_neg', 'false alarms per negative target (score >= 0.5)'))
 
 
-def find_runs_json(path: str) -> str:
-    """``path`` itself, or the newest ``oneshot_runs.json`` below it."""
-    if osp.isfile(path):
-        return path
-    found = glob.glob(osp.join(path, '**', 'oneshot_runs.json'),
-                      recursive=True)
-    if not found:
-        raise FileNotFoundError(
-            f'No oneshot_runs.json under {path!r}; tools/test.py writes one '
-            'into its work dir (<work_dir>/<timestamp>/oneshot_runs.json).')
-    return max(found, key=osp.getmtime)
-
-
 def summary_lines(runs: dict) -> List[str]:
     """The headline table of an ``oneshot_runs.json`` as text lines."""
     mean: Dict[str, float] = runs['mean']
     std: Dict[str, float] = runs['std']
-    prefix = next((k[:-len('AP50')] for k in mean
-                   if k.split('/')[-1] == 'AP50'), '')
+    prefix = metric_prefix(mean)
 
     def cell(key: str, signed: bool) -> str:
         if key not in mean:
@@ -74,8 +60,7 @@ def main() -> None:
     parser.add_argument('--title', default='One-shot test')
     args = parser.parse_args()
     path = find_runs_json(args.path)
-    with open(path) as f:
-        runs = json.load(f)
+    runs = read_runs_json(path)
     print(f'{args.title} ({path}):')
     print('\n'.join(summary_lines(runs)))
 
