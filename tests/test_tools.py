@@ -220,3 +220,117 @@ def test_test_twice_is_identical_and_out_keeps_every_run(synthetic, tmp_path):
                                b['pred_instances']['scores'])
             assert torch.equal(a['pred_instances']['bboxes'],
                                b['pred_instances']['bboxes'])
+
+
+def _load_demo_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'demo_tool', osp.join(REPO, 'tools', 'demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_accepts_negative_query_box_values():
+    demo = _load_demo_module()
+    for argv in (['t.png', '--query', 'q.png', '--query-box', '-50,-1,20,30'],
+                 ['t.png', '--query', 'q.png', '--query-box=-50,-1,20,30']):
+        assert demo.parse_args(argv).query_box == [[-50.0, -1.0, 20.0, 30.0]]
+    args = demo.parse_args(['t.png', '--query', 'a.png', '--query-box',
+                            '-.5,0,9,9', '--query', 'b.png', '--query-box',
+                            'full'])
+    assert args.query_box == [[-0.5, 0.0, 9.0, 9.0], None]
+    # A negative value that is not a box is still named as a bad box.
+    with pytest.raises(SystemExit):
+        demo.parse_args(['t.png', '--query', 'q.png', '--query-box', '-5'])
+
+
+@pytest.fixture(scope='module')
+def demo_env(synthetic, tmp_path_factory):
+    """A random-weight checkpoint of the quickstart model and a folder of
+    targets: three val images around one file that is not an image."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    tmp = tmp_path_factory.mktemp('demo')
+    cfg = Config.fromfile(QUICKSTART_CFG)
+    cfg.merge_from_dict(data_overrides(synthetic))
+    cfg_path = str(tmp / 'cfg.py')
+    cfg.dump(cfg_path)
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    targets = tmp / 'targets'
+    targets.mkdir()
+    val = osp.join(synthetic, 'val')
+    for name in ('000000.png', '000001.png', '000002.png'):
+        with open(osp.join(val, name), 'rb') as src:
+            (targets / name).write_bytes(src.read())
+    (targets / '000001_broken.png').write_bytes(b'not an image at all')
+    return dict(cfg=cfg_path, ckpt=ckpt, targets=str(targets),
+                query=osp.join(val, '000003.png'))
+
+
+def demo_cmd(env, target, out, box='10,10,60,70') -> list:
+    return [sys.executable, 'tools/demo.py', target, '--query', env['query'],
+            '--query-box', box, '--config', env['cfg'], '--checkpoint',
+            env['ckpt'], '--out', out, '--device', 'cpu', '--score-thr',
+            '0.05']
+
+
+def run_failing(cmd) -> str:
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_demo_negative_query_box_reaches_the_box_check(demo_env, tmp_path):
+    # Parsed (no argparse 'expected one argument'), then refused like any
+    # box outside the image, naming the query, without a traceback.
+    out = run_failing(demo_cmd(demo_env, demo_env['targets'],
+                               str(tmp_path / 'demo'), box='-50,-10,60,70'))
+    print(out.strip().splitlines()[-1])
+    assert 'expected one argument' not in out
+    assert (f"tools/demo.py: Query {demo_env['query']!r}: box [-50.0, -10.0, "
+            '60.0, 70.0] is outside the 160x160 image') in out
+    assert 'Traceback' not in out
+
+
+def test_demo_skips_an_unreadable_target_and_keeps_the_others(
+        demo_env, tmp_path):
+    out = str(tmp_path / 'demo')
+    log = run(demo_cmd(demo_env, demo_env['targets'], out))
+    broken = osp.join(demo_env['targets'], '000001_broken.png')
+    assert (f'[demo] WARNING: Target {broken!r}: cannot decode {broken!r} '
+            'as an image. Skipped; going on with the other targets.') in log
+    final = [line for line in log.splitlines() if line.startswith('[demo]')
+             and 'WARNING' not in line][-1]
+    print(final)
+    assert final.startswith('[demo] 3 target(s) x 1 query(ies)')
+    assert final.endswith(
+        '; skipped 1 unreadable target(s): 000001_broken.png')
+    with open(osp.join(out, 'detections.json')) as f:
+        summary = json.load(f)
+    assert [osp.basename(r['target']) for r in summary['results']] == [
+        '000000.png', '000001.png', '000002.png']  # also the one after it
+    assert [osp.basename(s['target']) for s in summary['skipped']] == [
+        '000001_broken.png']
+    assert 'cannot decode' in summary['skipped'][0]['error']
+    assert 'interrupted' not in summary
+    assert summary['queries'][0]['shots'][0]['bbox'] == [10, 10, 60, 70]
+    assert sorted(os.listdir(out)) == [
+        '000000.png', '000001.png', '000002.png', 'detections.json']
+
+
+def test_demo_on_one_unreadable_target_file_is_an_error(demo_env, tmp_path):
+    broken = osp.join(demo_env['targets'], '000001_broken.png')
+    out = str(tmp_path / 'demo')
+    log = run_failing(demo_cmd(demo_env, broken, out))
+    assert f'tools/demo.py: Target {broken!r}: cannot decode' in log
+    assert 'Traceback' not in log
+    assert not osp.exists(osp.join(out, 'detections.json'))
