@@ -1,8 +1,8 @@
-from .siamese_base import EpisodeFeats, MatcherOutput, SiameseEpisodeMixin
+from .siamese_base import EpisodeFeats, SiameseEpisodeMixin
 from .siamese_two_stage import SiameseTwoStageDetector
-from .siamese_single_stage import SiameseSingleStageDetector  # noqa: F401
+from .siamese_single_stage import SiameseSingleStageDetector
 
 __all__ = [
-    'SiameseTwoStageDetector', 'SiameseEpisodeMixin', 'EpisodeFeats',
-    'MatcherOutput'
+    'SiameseTwoStageDetector', 'SiameseSingleStageDetector',
+    'SiameseEpisodeMixin', 'EpisodeFeats'
 ]

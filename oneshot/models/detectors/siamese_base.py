@@ -1,36 +1,46 @@
-"""Episode feature extraction shared by the Siamese one-shot detectors.
+"""The episode contract shared by the Siamese one-shot detectors.
 
-:class:`SiameseEpisodeMixin` holds what the two-stage and the single-stage
-detectors have in common: one backbone (+ neck) pass per distinct target
-image and per distinct query set of a batch, fusion of the K shots, the
-matcher call, and the ground-truth check. Detectors mix it in before their
-mmdet base class and set ``self.matcher`` and ``self.query_fusion``.
+An *episode* is one target image and K query patches of one class. The
+detectors (:class:`SiameseTwoStageDetector`,
+:class:`SiameseSingleStageDetector`) are mmdet detectors plus this contract,
+held once here in :class:`SiameseEpisodeMixin`:
+
+- Inputs: ``inputs=dict(img=(B, 3, H, W), query=(B, K, 3, S, S))`` from
+  ``OneShotDataPreprocessor``, one row per episode, and one
+  ``DetDataSample`` per episode (``img_id`` and ``query_ann_ids`` metainfo
+  let identical targets / query sets share one backbone pass).
+- Ground truth: the episode class's boxes with label 0 (heads are
+  class-agnostic, ``num_classes=1``); anything else is an error naming the
+  episode.
+- Features: one backbone (+ neck) pass per distinct target and per
+  distinct query set, the K shots fused by ``query_fusion``, then
+  ``matcher(target_feats, query_feats)``
+  (:class:`~oneshot.models.matchers.BaseMatcher`) ->
+  :class:`EpisodeFeats`.
+- Heads: mmdet's own ``loss`` / ``predict`` / ``_forward`` of the mmdet
+  base class run unchanged on the matched maps (:class:`_MatchedDetector`):
+  the RPN or dense head sees ``EpisodeFeats.matched``, the RoI head
+  ``EpisodeFeats.roi``. A RoI head whose class sets ``uses_query = True``
+  (every :class:`~oneshot.models.roi_heads.QueryAwareRoIHead` does) also
+  gets ``query_feats=EpisodeFeats.query`` and
+  ``target_feats=EpisodeFeats.target`` in ``loss``, ``predict`` and
+  ``forward``; stock mmdet heads get neither.
+- Outputs: ``pred_instances`` per episode with ``labels`` = the episode's
+  ``episode_label`` metainfo (0 if absent).
 """
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-from mmdet.structures import SampleList
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample, SampleList
+from mmdet.utils import ConfigType
 from torch import Tensor
 
+# MatcherOutput is re-exported: it lived here before oneshot.models.matchers
+# held the matcher interface, and tests import it from this module.
+from ..matchers.base import MatcherOutput, as_matcher_output  # noqa: F401
+
 QUERY_FUSIONS = ('mean', 'max')
-
-
-class MatcherOutput(NamedTuple):
-    """What a matcher may return instead of plain per-level tensors.
-
-    Attributes:
-        rpn (tuple[Tensor]): Per level ``(B, C', H, W)``: the maps the
-            proposal stage (RPN, or the dense head of a single-stage
-            detector) sees.
-        roi (tuple[Tensor], optional): Maps the RoI head sees; ``None``
-            means the same as ``rpn``.
-        query (tuple[Tensor], optional): Query features handed to
-            query-aware RoI heads; ``None`` means the backbone's query
-            features unchanged.
-    """
-    rpn: Tuple[Tensor, ...]
-    roi: Optional[Tuple[Tensor, ...]] = None
-    query: Optional[Tuple[Tensor, ...]] = None
 
 
 class EpisodeFeats(NamedTuple):
@@ -52,15 +62,14 @@ class EpisodeFeats(NamedTuple):
     roi: Tuple[Tensor, ...]
 
 
-def check_query_fusion(owner: str, query_fusion: str) -> None:
-    if query_fusion not in QUERY_FUSIONS:
-        raise ValueError(
-            f'{owner}: query_fusion={query_fusion!r} is not supported; use '
-            f'one of {QUERY_FUSIONS}.')
-
-
 class SiameseEpisodeMixin:
-    """Shared-backbone episode encoding for one-shot detectors.
+    """The episode contract (module docstring) on top of an mmdet detector.
+
+    A detector mixes it in before its mmdet base class and says three
+    things: ``mmdet_base`` (that class, whose ``loss`` / ``predict`` /
+    ``_forward`` run on the matched maps), ``test_cfg_help`` (what its
+    ``test_cfg`` must hold) and :meth:`episode_head` (which head's
+    ``num_classes`` the ground truth must respect).
 
     Work is shared across episodes of a batch (docs/data_flow.md,
     "Performance"): episodes whose target images have the same ``img_id``
@@ -69,7 +78,129 @@ class SiameseEpisodeMixin:
     it once too.
     Results equal running the episodes one by one (with the backbone's BN
     layers in eval mode, as ``norm_eval=True`` keeps them).
+
+    Args:
+        matcher (dict): Matcher config
+            (:class:`~oneshot.models.matchers.BaseMatcher`).
+        query_fusion (str): How the K shots' features are fused, ``'mean'``
+            (default) or ``'max'``, element-wise over K.
+        **kwargs: The mmdet base class's arguments (``backbone``, ``neck``,
+            heads, ``train_cfg``, ``test_cfg`` (required),
+            ``data_preprocessor``, ``init_cfg``).
     """
+
+    mmdet_base: type
+    test_cfg_help: str = ''
+
+    def __init__(self,
+                 matcher: ConfigType,
+                 query_fusion: str = 'mean',
+                 **kwargs) -> None:
+        name = type(self).__name__
+        if query_fusion not in QUERY_FUSIONS:
+            raise ValueError(
+                f'{name}: query_fusion={query_fusion!r} is not supported; '
+                f'use one of {QUERY_FUSIONS}.')
+        if kwargs.get('test_cfg') is None:
+            raise ValueError(f'{name} needs test_cfg {self.test_cfg_help}.')
+        super().__init__(**kwargs)
+        self.matcher = MODELS.build(matcher)
+        self.query_fusion = query_fusion
+
+    def episode_head(self) -> Tuple[str, int]:
+        """``(config name, num_classes)`` of the head the ground truth is
+        for (e.g. ``('roi_head', 1)``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------
+    # mmdet contract on episodes
+    # ------------------------------------------------------------------
+    def loss(self, batch_inputs: Dict[str, Tensor],
+             batch_data_samples: SampleList) -> dict:
+        """Losses of the mmdet base class's heads on a batch of episodes.
+
+        Args:
+            batch_inputs (dict): ``img`` ``(B, 3, H, W)`` and ``query``
+                ``(B, K, 3, S, S)``.
+            batch_data_samples (list[DetDataSample]): ``gt_instances`` hold
+                the episode class's boxes with label 0.
+
+        Returns:
+            dict[str, Tensor]: As mmdet's ``loss`` of ``mmdet_base`` (for
+            the two-stage detector ``loss_rpn_cls``, ``loss_rpn_bbox`` and
+            the RoI head's losses; for FCOS ``loss_cls``, ``loss_bbox``,
+            ``loss_centerness``).
+        """
+        self._check_gt_labels(batch_data_samples)
+        feats = self.extract_episode_feat(batch_inputs, batch_data_samples)
+        return self.mmdet_base.loss(
+            _MatchedDetector(self, feats), feats, batch_data_samples)
+
+    def predict(self,
+                batch_inputs: Dict[str, Tensor],
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Detect the query's class in each episode's target image.
+
+        Args:
+            batch_inputs (dict): ``img`` ``(B, 3, H, W)`` and ``query``
+                ``(B, K, 3, S, S)``.
+            batch_data_samples (list[DetDataSample]): Episode metainfo.
+            rescale (bool): Return boxes in original image pixels.
+                Defaults to True.
+
+        Returns:
+            list[DetDataSample]: The input samples with ``pred_instances``
+            (``bboxes`` ``(N, 4)`` xyxy, ``scores`` ``(N,)``, ``labels``
+            ``(N,)`` = the episode's ``episode_label``, 0 if absent).
+        """
+        feats = self.extract_episode_feat(batch_inputs, batch_data_samples)
+        return self.predict_matched(feats, batch_data_samples, rescale)
+
+    def predict_matched(self,
+                        feats: EpisodeFeats,
+                        batch_data_samples: SampleList,
+                        rescale: bool = True) -> SampleList:
+        """Heads and post-processing on already matched features.
+
+        :meth:`predict` is :meth:`extract_episode_feat` followed by this;
+        the inferencer calls it with cached target and query features
+        (:meth:`predict_with_feats`).
+        """
+        samples = self.mmdet_base.predict(
+            _MatchedDetector(self, feats), feats, batch_data_samples,
+            rescale=rescale)
+        for sample in samples:
+            # Heads are class-agnostic: write the episode's class.
+            label = int(sample.metainfo.get('episode_label', 0))
+            sample.pred_instances.labels = torch.full_like(
+                sample.pred_instances.labels, label)
+        return samples
+
+    def _forward(self,
+                 batch_inputs: Dict[str, Tensor],
+                 batch_data_samples: Optional[SampleList] = None) -> tuple:
+        """Raw head outputs without post-processing (FLOPs, export).
+
+        Args:
+            batch_inputs (dict): ``img`` and ``query`` tensors.
+            batch_data_samples (list[DetDataSample], optional): Episode
+                metainfo; None: every episode is encoded on its own (a
+                two-stage detector's RPN still needs ``img_shape``).
+
+        Returns:
+            tuple: mmdet's ``_forward`` of ``mmdet_base`` on the matched
+            maps (two-stage: ``(roi_head_outputs,)``; FCOS: per-level
+            ``cls_scores``, ``bbox_preds``, ``centernesses``).
+        """
+        if batch_data_samples is None and isinstance(batch_inputs, dict) \
+                and 'img' in batch_inputs:
+            batch_data_samples = [
+                DetDataSample() for _ in range(len(batch_inputs['img']))
+            ]
+        feats = self.extract_episode_feat(batch_inputs, batch_data_samples)
+        return self.mmdet_base._forward(
+            _MatchedDetector(self, feats), feats, batch_data_samples)
 
     # ------------------------------------------------------------------
     # features
@@ -142,21 +273,9 @@ class SiameseEpisodeMixin:
         co-attended target, the RoI head the co-excited one) or when it
         re-encodes the query for the RoI head.
         """
-        out = self.matcher(target_feats, query_feats)
-        if isinstance(out, MatcherOutput):
-            rpn = tuple(out.rpn)
-            roi = rpn if out.roi is None else tuple(out.roi)
-            query = query_feats if out.query is None else tuple(out.query)
-        else:
-            rpn = roi = tuple(out)
-            query = query_feats
-        return EpisodeFeats(rpn, target_feats, query, roi)
-
-    def _roi_head_kwargs(self, feats: EpisodeFeats) -> dict:
-        """Extra keyword arguments for query-aware RoI heads."""
-        if getattr(self.roi_head, 'uses_query', False):
-            return dict(query_feats=feats.query, target_feats=feats.target)
-        return dict()
+        out = as_matcher_output(
+            self.matcher(target_feats, query_feats), query_feats)
+        return EpisodeFeats(out.rpn, target_feats, out.query, out.roi)
 
     def predict_with_feats(self,
                            target_feats: Sequence[Tensor],
@@ -185,32 +304,9 @@ class SiameseEpisodeMixin:
         feats = self.match(tuple(target_feats), tuple(query_feats))
         return self.predict_matched(feats, batch_data_samples, rescale)
 
-    def predict_matched(self, feats: EpisodeFeats,
-                        batch_data_samples: SampleList,
-                        rescale: bool = True) -> SampleList:
-        """Heads and post-processing on matched features (per detector)."""
-        raise NotImplementedError(
-            f'{type(self).__name__} must implement predict_matched(feats, '
-            'batch_data_samples, rescale) to support cached inference.')
-
-    def add_episode_predictions(self, batch_data_samples: SampleList,
-                                results_list: list) -> SampleList:
-        """Write each episode's ``episode_label`` into its predicted labels
-        (heads are class-agnostic) and attach ``pred_instances``."""
-        for results, sample in zip(results_list, batch_data_samples):
-            label = sample.metainfo.get('episode_label', 0)
-            results.labels = torch.full_like(results.labels, int(label))
-        return self.add_pred_to_datasample(batch_data_samples, results_list)
-
     def _check_gt_labels(self, batch_data_samples: SampleList) -> None:
         """Fail clearly when ground truth is not one-foreground-class."""
-        head_name = 'roi_head' if getattr(self, 'roi_head', None) \
-            is not None else 'bbox_head'
-        head = getattr(self, head_name, None)
-        num_classes = getattr(head, 'num_classes', None)
-        if num_classes is None:
-            num_classes = getattr(
-                getattr(head, 'bbox_head', None), 'num_classes', 1)
+        head_name, num_classes = self.episode_head()
         for sample in batch_data_samples:
             labels = sample.gt_instances.labels
             if labels.numel() and int(labels.max()) >= num_classes:
@@ -222,6 +318,73 @@ class SiameseEpisodeMixin:
                     f'for episode_id={meta.get("episode_id")}, '
                     f'img_id={meta.get("img_id")}. The dataset should keep '
                     'only the episode class with bbox_label 0.')
+
+
+class _EpisodeRoIHead:
+    """A RoI head as mmdet's detector code calls it, fed an episode batch.
+
+    mmdet's two-stage ``loss`` / ``predict`` / ``_forward`` call
+    ``roi_head.loss(x, ...)`` etc. with ``x`` the maps the RPN saw. This
+    passes ``EpisodeFeats.roi`` instead and, to heads with
+    ``uses_query = True``, ``query_feats`` and ``target_feats``; any other
+    attribute is the head's own.
+    """
+
+    def __init__(self, head, feats: EpisodeFeats) -> None:
+        self._head = head
+        self._roi = feats.roi
+        self._kwargs = dict(query_feats=feats.query,
+                            target_feats=feats.target) \
+            if getattr(head, 'uses_query', False) else dict()
+
+    def __getattr__(self, name: str):
+        return getattr(self._head, name)
+
+    def loss(self, x: Tuple[Tensor, ...], rpn_results_list: list,
+             batch_data_samples: SampleList) -> dict:
+        return self._head.loss(self._roi, rpn_results_list,
+                               batch_data_samples, **self._kwargs)
+
+    def predict(self, x: Tuple[Tensor, ...], rpn_results_list: list,
+                batch_data_samples: SampleList,
+                rescale: bool = False) -> list:
+        return self._head.predict(self._roi, rpn_results_list,
+                                  batch_data_samples, rescale=rescale,
+                                  **self._kwargs)
+
+    def forward(self, x: Tuple[Tensor, ...], rpn_results_list: list,
+                batch_data_samples: Optional[SampleList] = None) -> tuple:
+        return self._head.forward(self._roi, rpn_results_list,
+                                  batch_data_samples, **self._kwargs)
+
+
+class _MatchedDetector:
+    """The detector as its mmdet base class's methods see one batch.
+
+    mmdet's ``loss`` / ``predict`` / ``_forward`` (two-stage and
+    single-stage) start with ``x = self.extract_feat(batch_inputs)`` and
+    hand ``x`` to the heads. Called on this view (``mmdet_base.loss(view,
+    feats, samples)``) they run unchanged on an episode batch:
+    ``extract_feat`` returns the matched maps, ``roi_head`` is an
+    :class:`_EpisodeRoIHead`, and every other attribute (heads, configs,
+    ``add_pred_to_datasample``) is the detector's own. One view per call;
+    it keeps nothing.
+    """
+
+    def __init__(self, detector: SiameseEpisodeMixin,
+                 feats: EpisodeFeats) -> None:
+        self._detector = detector
+        self._feats = feats
+
+    def __getattr__(self, name: str):
+        return getattr(self._detector, name)
+
+    def extract_feat(self, feats: EpisodeFeats) -> Tuple[Tensor, ...]:
+        return feats.matched
+
+    @property
+    def roi_head(self) -> _EpisodeRoIHead:
+        return _EpisodeRoIHead(self._detector.roi_head, self._feats)
 
 
 def _unpack_inputs(batch_inputs: Dict[str, Tensor],

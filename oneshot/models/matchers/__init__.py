@@ -1,3 +1,4 @@
+from .base import BaseMatcher, MatcherOutput, as_matcher_output
 from .co_attention_matcher import CoAttentionMatcher
 from .cross_attention_matcher import CrossAttentionMatcher
 from .l1_diff_matcher import L1DiffMatcher
@@ -6,8 +7,8 @@ from .matcher_utils import (CrossAttentionLayer, PositionEncoding2D,
                             unflatten_positions)
 
 __all__ = [
-    'L1DiffMatcher', 'CrossAttentionMatcher', 'CoAttentionMatcher',
-    'CrossAttentionLayer',
+    'BaseMatcher', 'MatcherOutput', 'as_matcher_output', 'L1DiffMatcher',
+    'CrossAttentionMatcher', 'CoAttentionMatcher', 'CrossAttentionLayer',
     'PositionEncoding2D', 'check_levels', 'flatten_positions',
     'unflatten_positions'
 ]

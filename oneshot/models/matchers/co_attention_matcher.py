@@ -5,15 +5,14 @@ import torch
 from mmcv.cnn import ConvModule
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..detectors.siamese_base import MatcherOutput
+from .base import BaseMatcher, MatcherOutput
 from .matcher_utils import check_levels, flatten_positions, unflatten_positions
 
 
 @MODELS.register_module()
-class CoAttentionMatcher(BaseModule):
+class CoAttentionMatcher(BaseMatcher):
     """Non-local co-attention followed by squeeze-and-co-excitation.
 
     CoAE (Hsieh et al., "One-Shot Object Detection with Co-Attention and

@@ -5,16 +5,16 @@ import torch
 from mmcv.cnn import ConvModule
 from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType, OptMultiConfig
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from .base import BaseMatcher
 from .matcher_utils import (CrossAttentionLayer, PositionEncoding2D,
                             check_levels, flatten_positions,
                             unflatten_positions)
 
 
 @MODELS.register_module()
-class CrossAttentionMatcher(BaseModule):
+class CrossAttentionMatcher(BaseMatcher):
     """Condition target maps on a query with two-stream cross-attention.
 
     CAT (Lin et al., "CAT: Cross-Attention Transformer for One-Shot Object

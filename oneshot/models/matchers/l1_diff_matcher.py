@@ -5,14 +5,14 @@ import torch
 from mmcv.cnn import ConvModule
 from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType, OptMultiConfig
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from .base import BaseMatcher
 from .matcher_utils import check_levels
 
 
 @MODELS.register_module()
-class L1DiffMatcher(BaseModule):
+class L1DiffMatcher(BaseMatcher):
     """Condition target maps on a query by an L1 difference.
 
     Siamese Mask R-CNN (Michaelis et al., arXiv 1811.11507): per level,
