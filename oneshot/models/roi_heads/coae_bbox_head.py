@@ -45,11 +45,13 @@ class CoAEBBoxHead(BBoxHead):
             after global average pooling.
 
     Shapes:
-        ``forward(roi_feats, query_embeds)``: ``roi_feats``
-        ``(n, in_channels, s, s)`` and ``query_embeds``
-        ``(n, query_channels)`` (the episode's query feature of each RoI)
-        -> ``cls_score`` ``(n, num_classes + 1)``, ``bbox_pred`` ``(n, 4)``
-        (class-agnostic) or ``(n, 4 * num_classes)``.
+        ``forward(roi_feats, query_embeds, query_inds=None)``:
+        ``roi_feats`` ``(n, in_channels, s, s)`` and ``query_embeds``
+        ``(n, query_channels)`` (the episode's query feature of each RoI),
+        or ``(B, query_channels)`` (one per episode) with ``query_inds``
+        ``(n,)`` (each RoI's episode) -> ``cls_score``
+        ``(n, num_classes + 1)``, ``bbox_pred`` ``(n, 4)`` (class-agnostic)
+        or ``(n, 4 * num_classes)``.
     """
 
     def __init__(self,
@@ -91,19 +93,27 @@ class CoAEBBoxHead(BBoxHead):
         or query map (any spatial size)."""
         return feats.mean(dim=(2, 3)) if feats.dim() == 4 else feats
 
-    def forward(self, roi_feats: Tensor, query_embeds: Tensor) -> tuple:
+    def forward(self,
+                roi_feats: Tensor,
+                query_embeds: Tensor,
+                query_inds: Optional[Tensor] = None) -> tuple:
         """Score each RoI against its episode's query.
 
         Args:
             roi_feats (Tensor): ``(n, in_channels, s, s)`` RoI features.
             query_embeds (Tensor): ``(n, query_channels)``, the pooled
-                query feature of each RoI's episode.
+                query feature of each RoI's episode; with ``query_inds``
+                ``(B, query_channels)``, one row per episode.
+            query_inds (Tensor, optional): ``(n,)`` long, each RoI's row of
+                ``query_embeds`` (what :class:`QueryAwareRoIHead` passes).
 
         Returns:
             tuple[Tensor, Tensor]: ``cls_score`` ``(n, num_classes + 1)``
             and ``bbox_pred`` ``(n, 4)`` (or ``None`` without regression).
         """
         proposal = self.pool(roi_feats)
+        if query_inds is not None:
+            query_embeds = query_embeds[query_inds]
         if query_embeds.shape != (proposal.shape[0], self.query_channels):
             raise ValueError(
                 f'CoAEBBoxHead: query_embeds {tuple(query_embeds.shape)} '
