@@ -17,27 +17,18 @@ param_scheduler = [
          gamma=0.1),
 ]
 
-# FPN input sizes (docs/protocol.md, "Input sizes"; BHRL): the dataset base
-# is written for C4 methods (target short side 600, query 128). Here the
-# target is resized into 1024x1024 keeping its ratio and padded to 1024x1024
-# (after flipping, so padding stays bottom-right), and queries are 192x192.
-# Every other step of the dataset's pipelines is kept as is.
+# FPN input sizes (docs/protocol.md, "Input sizes"; BHRL / Siamese Mask
+# R-CNN): target resized into 1024x1024 keeping its ratio and padded to
+# 1024x1024, queries 192x192; every other step of the dataset base's
+# pipelines kept (oneshot.utils.pipelines.with_input_sizes).
+from oneshot.utils.pipelines import with_input_sizes  # noqa: E402
+
 target_scale = (1024, 1024)
 query_size = 192
-train_pipeline = [
-    step for t in _base_.train_pipeline for step in (
-        [dict(t, scale=target_scale, keep_ratio=True)] if t.type == 'Resize'
-        else [dict(t, size=query_size)] if t.type == 'ResizeQueryPatches'
-        else [dict(type='Pad', size=target_scale), t]
-        if t.type == 'PackOneShotInputs' else [t])
-]
-test_pipeline = [
-    step for t in _base_.test_pipeline for step in (
-        [dict(t, scale=target_scale, keep_ratio=True)] if t.type == 'Resize'
-        else [dict(t, size=query_size)] if t.type == 'ResizeQueryPatches'
-        else [dict(type='Pad', size=target_scale), t]
-        if t.type == 'PackOneShotInputs' else [t])
-]
+train_pipeline = with_input_sizes(_base_.train_pipeline, target_scale,
+                                  query_size)
+test_pipeline = with_input_sizes(_base_.test_pipeline, target_scale,
+                                 query_size)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -24,13 +24,12 @@ _base_ = './siamese-faster-rcnn_r50-fpn.py'
 fpn_channels = 256
 model = dict(
     roi_head=dict(
-        _delete_=True,
         type='BHRLRoIHead',
-        bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-            out_channels=fpn_channels,
-            featmap_strides=[4, 8, 16, 32]),
+        # Pools from the un-matched FPN maps (256 channels, not the
+        # matcher's 384); RoIAlign 7x7 on P2-P5 as in the base.
+        bbox_roi_extractor=dict(out_channels=fpn_channels),
+        # The base's box coder, class-agnostic L1 regression, 7x7 RoIs and
+        # FC width 1024; the relations and the classifier loss are BHRL's.
         bbox_head=dict(
             type='BHRLBBoxHead',
             in_channels=fpn_channels,
@@ -38,14 +37,8 @@ model = dict(
             key_channels=32,
             fused_channels=384,
             num_shared_fcs=2,
-            fc_out_channels=1024,
-            roi_feat_size=7,
-            num_classes=1,
-            bbox_coder=dict(
-                type='DeltaXYWHBBoxCoder',
-                target_means=[0., 0., 0., 0.],
-                target_stds=[0.1, 0.1, 0.2, 0.2]),
-            reg_class_agnostic=True,
             loss_cls=dict(
-                type='RatioPreservingLoss', alpha=0.25, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0))))
+                _delete_=True,
+                type='RatioPreservingLoss',
+                alpha=0.25,
+                loss_weight=1.0))))

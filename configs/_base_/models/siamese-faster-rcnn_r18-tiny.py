@@ -15,15 +15,10 @@
 #                                 feedforward_channels=64, num_layers=1))
 #   train_cfg / test_cfg     proposal counts are small to keep CPU runs fast
 # Not a paper model: see siamese-faster-rcnn_r50-{c4,fpn}.py for those.
+_base_ = './siamese-faster-rcnn.py'
+
 tiny_channels = 64
 model = dict(
-    type='SiameseTwoStageDetector',
-    data_preprocessor=dict(
-        type='OneShotDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32),
     backbone=dict(
         type='ResNet',
         depth=18,
@@ -52,90 +47,19 @@ model = dict(
         in_channels=tiny_channels,
         out_channels=tiny_channels,
         shared=True),
-    query_fusion='mean',
     rpn_head=dict(
-        type='RPNHead',
         in_channels=tiny_channels,
         feat_channels=tiny_channels,
-        anchor_generator=dict(
-            type='AnchorGenerator',
-            scales=[2],
-            ratios=[0.5, 1.0, 2.0],
-            strides=[8, 16, 32]),
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder',
-            target_means=[.0, .0, .0, .0],
-            target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(
-            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        anchor_generator=dict(scales=[2], strides=[8, 16, 32])),
     roi_head=dict(
-        type='StandardRoIHead',
         bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-            out_channels=tiny_channels,
-            featmap_strides=[8, 16, 32]),
-        bbox_head=dict(
-            type='Shared2FCBBoxHead',
-            in_channels=tiny_channels,
-            fc_out_channels=256,
-            roi_feat_size=7,
-            num_classes=1,
-            bbox_coder=dict(
-                type='DeltaXYWHBBoxCoder',
-                target_means=[0., 0., 0., 0.],
-                target_stds=[0.1, 0.1, 0.2, 0.2]),
-            reg_class_agnostic=True,
-            loss_cls=dict(
-                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
+            out_channels=tiny_channels, featmap_strides=[8, 16, 32]),
+        bbox_head=dict(in_channels=tiny_channels, fc_out_channels=256)),
+    # Proposal and RoI counts are small to keep CPU runs fast.
     train_cfg=dict(
-        rpn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner',
-                pos_iou_thr=0.7,
-                neg_iou_thr=0.3,
-                min_pos_iou=0.3,
-                match_low_quality=True,
-                ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler',
-                num=128,
-                pos_fraction=0.5,
-                neg_pos_ub=-1,
-                add_gt_as_proposals=False),
-            allowed_border=-1,
-            pos_weight=-1,
-            debug=False),
-        rpn_proposal=dict(
-            nms_pre=500,
-            max_per_img=200,
-            nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
-        rcnn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner',
-                pos_iou_thr=0.5,
-                neg_iou_thr=0.5,
-                min_pos_iou=0.5,
-                match_low_quality=False,
-                ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler',
-                num=64,
-                pos_fraction=0.25,
-                neg_pos_ub=-1,
-                add_gt_as_proposals=True),
-            pos_weight=-1,
-            debug=False)),
+        rpn=dict(sampler=dict(num=128)),
+        rpn_proposal=dict(nms_pre=500, max_per_img=200),
+        rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(
-        rpn=dict(
-            nms_pre=300,
-            max_per_img=100,
-            nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
-        rcnn=dict(
-            score_thr=0.05,
-            nms=dict(type='nms', iou_threshold=0.5),
-            max_per_img=100)))
+        rpn=dict(nms_pre=300, max_per_img=100),
+        rcnn=dict(nms=dict(type='nms', iou_threshold=0.5))))

@@ -19,16 +19,11 @@
 #       backbone=dict(init_cfg=dict(checkpoint='work_dirs/r50_no_coco.pth')),
 #       roi_head=dict(shared_head=dict(
 #           init_cfg=dict(checkpoint='work_dirs/r50_no_coco.pth'))))
+_base_ = './siamese-faster-rcnn.py'
+
 pretrained = 'torchvision://resnet50'
 norm_cfg = dict(type='BN', requires_grad=False)
 model = dict(
-    type='SiameseTwoStageDetector',
-    data_preprocessor=dict(
-        type='OneShotDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32),
     backbone=dict(
         type='ResNet',
         depth=50,
@@ -45,25 +40,11 @@ model = dict(
     # layer4 (the RoI head) receives what it was pre-trained on.
     matcher=dict(
         type='L1DiffMatcher', in_channels=1024, out_channels=1024),
-    query_fusion='mean',
     rpn_head=dict(
-        type='RPNHead',
         in_channels=1024,
         feat_channels=1024,
-        anchor_generator=dict(
-            type='AnchorGenerator',
-            scales=[4, 8, 16, 32],
-            ratios=[0.5, 1.0, 2.0],
-            strides=[16]),
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder',
-            target_means=[.0, .0, .0, .0],
-            target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(
-            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        anchor_generator=dict(scales=[4, 8, 16, 32], strides=[16])),
     roi_head=dict(
-        type='StandardRoIHead',
         shared_head=dict(
             type='ResLayer',
             depth=50,
@@ -74,71 +55,16 @@ model = dict(
             norm_cfg=norm_cfg,
             norm_eval=True,
             init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-        bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-            out_channels=1024,
-            featmap_strides=[16]),
+        bbox_roi_extractor=dict(out_channels=1024, featmap_strides=[16]),
         bbox_head=dict(
             type='BBoxHead',
             with_avg_pool=True,
             roi_feat_size=4,  # 7x7 RoIs after layer4 (stride 2)
-            in_channels=2048,
-            num_classes=1,
-            bbox_coder=dict(
-                type='DeltaXYWHBBoxCoder',
-                target_means=[0., 0., 0., 0.],
-                target_stds=[0.1, 0.1, 0.2, 0.2]),
-            reg_class_agnostic=True,
-            loss_cls=dict(
-                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
+            in_channels=2048)),
     train_cfg=dict(
-        rpn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner',
-                pos_iou_thr=0.7,
-                neg_iou_thr=0.3,
-                min_pos_iou=0.3,
-                match_low_quality=True,
-                ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler',
-                num=256,
-                pos_fraction=0.5,
-                neg_pos_ub=-1,
-                add_gt_as_proposals=False),
-            allowed_border=-1,
-            pos_weight=-1,
-            debug=False),
-        rpn_proposal=dict(
-            nms_pre=12000,
-            max_per_img=2000,
-            nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
-        rcnn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner',
-                pos_iou_thr=0.5,
-                neg_iou_thr=0.5,
-                min_pos_iou=0.5,
-                match_low_quality=False,
-                ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler',
-                num=128,
-                pos_fraction=0.25,
-                neg_pos_ub=-1,
-                add_gt_as_proposals=True),
-            pos_weight=-1,
-            debug=False)),
+        rpn=dict(sampler=dict(num=256)),
+        rpn_proposal=dict(nms_pre=12000, max_per_img=2000),
+        rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(
-        rpn=dict(
-            nms_pre=6000,
-            max_per_img=300,
-            nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
-        rcnn=dict(
-            score_thr=0.05,
-            nms=dict(type='nms', iou_threshold=0.3),
-            max_per_img=100)))
+        rpn=dict(nms_pre=6000, max_per_img=300),
+        rcnn=dict(nms=dict(type='nms', iou_threshold=0.3))))
