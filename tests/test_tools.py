@@ -155,7 +155,10 @@ def test_distributed_training_two_cpu_processes(synthetic, tmp_path):
     env_port = str(free_port())
     cmd = ['bash', 'tools/dist_train.sh', QUICKSTART_CFG, '2', '--work-dir',
            work, '--cfg-options', *short_run_options(synthetic)]
-    env = dict(os.environ, PYTHONPATH=REPO, PORT=env_port, OMP_NUM_THREADS='1')
+    # PYTHON: the interpreter running this test, not the first python on
+    # PATH.
+    env = dict(os.environ, PYTHONPATH=REPO, PORT=env_port, OMP_NUM_THREADS='1',
+               PYTHON=sys.executable)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
     out = proc.stdout + proc.stderr

@@ -7,6 +7,8 @@ from mmdet.registry import METRICS
 from mmengine.fileio import dump
 from mmengine.logging import print_log
 
+from .oneshot_metric import episode_order
+
 
 def run_file_path(out_file_path: str, run: int) -> str:
     """``preds.pkl`` -> ``preds_run{run}.pkl`` (same folder and suffix)."""
@@ -25,7 +27,9 @@ class DumpOneShotResults(DumpDetResults):
     single run, so that scripts find the same names whatever ``--runs``
     is). Each file is what ``DumpDetResults`` writes (a list with one dict
     per episode: ``pred_instances`` and the episode metainfo, ``run`` and
-    ``query_ann_ids`` included), so mmdet's offline tools read it.
+    ``query_ann_ids`` included), so mmdet's offline tools read it; the
+    episodes are in dataset order (``episode_id``), as one process writes
+    them, also after a distributed test.
 
     The run is taken from the episodes' ``run`` metainfo (set by
     ``OneShotCocoDataset.set_run``); predictions without it (a dataset that
@@ -44,6 +48,10 @@ class DumpOneShotResults(DumpDetResults):
                 f'DumpOneShotResults: one evaluation holds episodes of query '
                 f'draws {runs}; it expects one draw per evaluation '
                 '(OneShotTestLoop evaluates each run on its own).')
+        # Dataset order, also when several ranks' parts were gathered; a
+        # repeated episode is an error, as in the metric.
+        if all('episode_id' in r for r in results):
+            results = episode_order(results)
         run = runs[0] if runs else None
         path = self.out_file_path if run is None or run < 0 else \
             run_file_path(self.out_file_path, run)

@@ -2,7 +2,7 @@
 matching gain."""
 import contextlib
 import io
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -97,7 +97,14 @@ class OneShotMetric(BaseMetric):
 
     The ground truth travels with each result (``process``), so the metric
     is exact under distributed testing: mmengine's ``collect_results``
-    gathers episodes from every rank.
+    gathers episodes from every rank (``ImageGroupedSampler`` gives each
+    rank whole images and pads nothing, so uneven parts are gathered
+    completely). The gathered episodes are put back in the order of
+    :func:`episode_order` before scoring, as one process sees them:
+    COCOeval ranks equal scores in input order, so the AP does not depend
+    on the number of processes. An episode that arrives twice (a test
+    sampler that pads its ranks with repeats, whose repeats survive the
+    gather) is an error naming it.
 
     Metrics (with ``prefix``, default ``oneshot``), each also as
     ``seen_<name>`` / ``unseen_<name>`` (means over the classes of
@@ -157,6 +164,7 @@ class OneShotMetric(BaseMetric):
         query-blind level, the gain and the negative-target figures."""
         logger = MMLogger.get_current_instance()
         classes = self.dataset_meta['classes']
+        results = episode_order(results)
         positives = [r for r in results if not r.get('negative', False)]
         negatives = [r for r in results if r.get('negative', False)]
         per_class = self.ap_per_class(positives, len(classes))
@@ -288,6 +296,28 @@ class OneShotMetric(BaseMetric):
             aps[cat - 1] = float(np.mean(p[p > -1])) if (p > -1).any() \
                 else 0.0
         return aps
+
+
+def episode_order(results: List[dict]) -> List[dict]:
+    """``results`` sorted by (run, episode id): the order of the test
+    dataset, which one process evaluates in, whatever order the ranks'
+    parts were gathered in.
+
+    Raises:
+        ValueError: If an episode (run, episode id) occurs more than once.
+    """
+    keys = [(int(r.get('run', 0)), int(r['episode_id'])) for r in results]
+    counts = Counter(keys)
+    repeated = sorted(k for k, n in counts.items() if n > 1)
+    if repeated:
+        raise ValueError(
+            f'OneShotMetric got {len(repeated)} episodes more than once '
+            f'((run, episode id): {repeated[:10]}): the test sampler gave '
+            'them to more than one rank (padding). Distributed testing needs '
+            "test_dataloader.sampler=dict(type='ImageGroupedSampler') "
+            '(whole images per rank, no padding).')
+    order = sorted(range(len(results)), key=keys.__getitem__)
+    return [results[i] for i in order]
 
 
 def episode_record(sample: dict) -> dict:
