@@ -25,6 +25,7 @@ METHOD_DIRS = sorted(
 DOC_ROWS = {
     'Siamese Mask R-CNN': ['Siamese Faster R-CNN'],
     'CoAE': ['CoAE'],
+    'AIT': ['AIT'],
     'CAT': ['CAT'],
     'BHRL': ['BHRL'],
     'Matching-FCOS (+ SARM)': ['Matching-FCOS', 'Matching-FCOS + SARM'],
@@ -147,6 +148,7 @@ def test_results_match_docs_methods():
                     rows[row].get(dataset), (row, name, dataset)
     # Spot checks, and the means the docs state.
     assert by_collection[('CoAE', 'VOC')] == (55.1, 63.8)
+    assert by_collection[('AIT', 'COCO split3')] == (45.8, 22.3)
     assert by_collection[('BHRL', 'COCO split2')] == (52.1, 29.0)
     assert by_collection[('Siamese Faster R-CNN', 'COCO split4')] == (36.6,
                                                                       17.0)
