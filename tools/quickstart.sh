@@ -1,27 +1,52 @@
 #!/usr/bin/env bash
 # Quickstart on the project's own synthetic one-shot data (no download):
-# generate the data (shape mode: colour carries no class information), train
-# a tiny detector on CPU, evaluate seen and unseen AP50 next to the
-# query-blind level over 5 query draws, and draw a few episodes into a PNG.
+# generate the data (shape mode: colour carries no class information),
+# pre-train a tiny backbone to classify crops of the seen classes (never the
+# unseen ones), train the tiny detector from it on CPU, evaluate seen and
+# unseen AP50 next to the query-blind level over 5 query draws, and draw a
+# few episodes into a PNG.
 #
 #   bash tools/quickstart.sh            (after bash tools/install.sh)
 #
-# Environment: CONFIG (default below), WORK_DIR, PYTHON. The full logs
+# Environment: CONFIG (default below), WORK_DIR, PYTHON; PRETRAIN_OUT (the
+# pre-trained backbone, default the file CONFIG's backbone init_cfg names;
+# kept and reused if it exists), PRETRAIN_ITERS (default 1500). The full logs
 # (config, environment, every logged iteration, per-class tables) go to
 # $WORK_DIR/*.log; the screen shows progress and a closing summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-CONFIG=${CONFIG:-configs/quickstart/siamese-faster-rcnn_r18-tiny_synthetic.py}
+CONFIG=${CONFIG:-configs/quickstart/siamese-faster-rcnn_r18-tiny_synthetic-pretrained.py}
 WORK_DIR=${WORK_DIR:-work_dirs/quickstart}
 mkdir -p "$WORK_DIR"
 start=$(date +%s)
 
-echo "[quickstart] 1/4 generating synthetic data in data/synthetic"
+echo "[quickstart] 1/5 generating synthetic data in data/synthetic"
 "$PY" tools/data/generate_synthetic.py data/synthetic
 
+# The backbone file the config starts from (its init_cfg checkpoint), if any.
+PRETRAIN_OUT=${PRETRAIN_OUT:-$("$PY" -c "
+import sys; from mmengine.config import Config
+init = Config.fromfile(sys.argv[1]).model.backbone.get('init_cfg') or {}
+print(init.get('checkpoint', '') if init.get('type') == 'Pretrained' else '')
+" "$CONFIG" 2>/dev/null)}
+if [ -n "$PRETRAIN_OUT" ] && [ ! -f "$PRETRAIN_OUT" ]; then
+    echo "[quickstart] 2/5 pre-training the backbone on seen-class crops -> $PRETRAIN_OUT (log: $WORK_DIR/pretrain.log)"
+    if ! "$PY" tools/pretrain_backbone.py "$CONFIG" --out "$PRETRAIN_OUT" \
+            --iters "${PRETRAIN_ITERS:-1500}" > "$WORK_DIR/pretrain.log" 2>&1; then
+        echo "[quickstart] pre-training failed; the end of $WORK_DIR/pretrain.log:" >&2
+        tail -n 30 "$WORK_DIR/pretrain.log" >&2
+        exit 1
+    fi
+    tail -n 1 "$WORK_DIR/pretrain.log" | sed 's/^/[quickstart]    /'
+elif [ -n "$PRETRAIN_OUT" ]; then
+    echo "[quickstart] 2/5 using the pre-trained backbone $PRETRAIN_OUT (delete it to pre-train again)"
+else
+    echo "[quickstart] 2/5 no pre-trained backbone in $CONFIG: training from scratch"
+fi
+
 # Every 500th iteration on the screen; everything in the log.
-echo "[quickstart] 2/4 training $CONFIG (log: $WORK_DIR/train.log)"
+echo "[quickstart] 3/5 training $CONFIG (log: $WORK_DIR/train.log)"
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" \
     > "$WORK_DIR/train.log" 2>&1 < /dev/null &
 train_pid=$!
@@ -38,7 +63,7 @@ CKPT=$(cat "$WORK_DIR/last_checkpoint")
 # The quickstart's test set holds episodes of every class: AP50 of a class
 # depends only on that class's episodes, so one pass gives both the seen and
 # the unseen mean.
-echo "[quickstart] 3/4 testing $CKPT (5 query draws; log: $WORK_DIR/test.log)"
+echo "[quickstart] 4/5 testing $CKPT (5 query draws; log: $WORK_DIR/test.log)"
 if ! "$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test" \
         > "$WORK_DIR/test.log" 2>&1; then
     echo "[quickstart] testing failed; the end of $WORK_DIR/test.log:" >&2
@@ -46,7 +71,7 @@ if ! "$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test" \
     exit 1
 fi
 
-echo "[quickstart] 4/4 drawing episodes"
+echo "[quickstart] 5/5 drawing episodes"
 "$PY" tools/visualize_episodes.py "$CONFIG" "$CKPT" \
     --out "$WORK_DIR/quickstart_episodes.png" > "$WORK_DIR/draw.log" 2>&1 \
     || { tail -n 30 "$WORK_DIR/draw.log" >&2; exit 1; }
