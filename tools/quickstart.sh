@@ -38,7 +38,7 @@ if [ -n "$PRETRAIN_OUT" ] && [ ! -f "$PRETRAIN_OUT" ]; then
         tail -n 30 "$WORK_DIR/pretrain.log" >&2
         exit 1
     fi
-    tail -n 1 "$WORK_DIR/pretrain.log" | sed 's/^/[quickstart]    /'
+    grep " step " "$WORK_DIR/pretrain.log" | tail -n 1 | sed "s/^/[quickstart]    /"
 elif [ -n "$PRETRAIN_OUT" ]; then
     echo "[quickstart] 2/5 using the pre-trained backbone $PRETRAIN_OUT (delete it to pre-train again)"
 else
