@@ -55,6 +55,7 @@ or torchvision's), recorded on the first timed round.
 import argparse
 import copy
 import ctypes
+import functools
 import math
 import os.path as osp
 import statistics
@@ -144,6 +145,12 @@ def base_kind(cfg: Config, name: str = 'config') -> str:
         f'); add an entry to BASE_DETECTORS in tools/benchmark.py.')
 
 
+@functools.lru_cache(maxsize=None)
+def _mmdet_model_cfg(name: str) -> ConfigDict:
+    """``model`` of an ``mmdet::`` config (read once; callers copy it)."""
+    return get_config(name).model
+
+
 def _no_init(cfg: ConfigDict) -> ConfigDict:
     cfg = copy.deepcopy(cfg)
     cfg.pop('init_cfg', None)
@@ -188,7 +195,7 @@ def base_model_cfg(cfg: Config, name: str = 'config'
     kind = base_kind(cfg, name)
     base_name = BASE_DETECTORS[kind]
     method = cfg.model
-    model = copy.deepcopy(get_config(base_name).model)
+    model = copy.deepcopy(_mmdet_model_cfg(base_name))
     # What the backbone (+ neck) gives, i.e. what the matcher reads.
     width = method.matcher.in_channels
     model.data_preprocessor = ConfigDict(

@@ -114,8 +114,10 @@ train_and_test() {  # config, name, extra train args...
     local cfg=$1 name=$2; shift 2
     local dir="$WORK_DIR/$name"
     local t0=$(date +%s)
+    # No validation during these short runs: the test below is the check.
     "$PY" tools/train.py "$cfg" --work-dir "$dir" "$@" --cfg-options \
-        "${DATA_OPTS[@]}" train_cfg.max_iters="$ITERS" \
+        "train_dataloader.dataset.data_root=$DATA_ROOT/" \
+        train_cfg.max_iters="$ITERS" \
         default_hooks.checkpoint.interval="$ITERS" \
         default_hooks.logger.interval=50 \
         val_cfg=None val_dataloader=None val_evaluator=None \
