@@ -19,7 +19,7 @@ CONFIGS = sorted(
 
 
 def test_every_method_has_entry_configs():
-    for method in ('ait', 'cat', 'coae', 'bhrl', 'matching-fcos',
+    for method in ('ait', 'cat', 'coae', 'bhrl', 'matching-fcos', 'saft',
                    'siamese-faster-rcnn'):
         assert f'{method}_r50.py' in CONFIGS, method
         splits = [c for c in CONFIGS if c.startswith(f'{method}/')]

@@ -1,0 +1,32 @@
+# SaFT (one-stage: vertical + horizontal fusion, class-agnostic FCOS),
+# ResNet-50-FPN,
+# PASCAL VOC (unseen: aeroplane, cat, cow, sheep), 8 GPUs x 2 episodes,
+# 12 epochs.
+_base_ = [
+    '../_base_/models/saft_r50-fpn.py',
+    '../_base_/datasets/voc_oneshot.py',
+    '../_base_/schedules/schedule_sgd_12e.py', '../_base_/default_runtime.py'
+]
+
+# Inputs, schedule and optimisation as for COCO (Matching-FCOS's; see
+# saft_r50-fpn_8xb2-12e_coco-split1.py): target short side 600 (max 1000),
+# queries 200x200.
+query_size = 200
+train_pipeline = [
+    dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t
+    for t in _base_.train_pipeline
+]
+test_pipeline = [
+    dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t
+    for t in _base_.test_pipeline
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+
+# FCOS's optimisation (mmdet's FCOS configs): lr 0.01 for 16 images, double
+# lr and no weight decay on biases, gradient clipping at 35.
+optim_wrapper = dict(
+    optimizer=dict(lr=0.01),
+    paramwise_cfg=dict(bias_lr_mult=2., bias_decay_mult=0.),
+    clip_grad=dict(max_norm=35, norm_type=2))

@@ -1,0 +1,3 @@
+from .projected_attention import ProjectedAttention
+
+__all__ = ['ProjectedAttention']

@@ -1,0 +1,3 @@
+from .saft_vertical_fusion import SaFTVerticalFusion
+
+__all__ = ['SaFTVerticalFusion']
