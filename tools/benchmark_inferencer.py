@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 
-from oneshot.apis import OneShotInferencer, Query  # noqa: E402
-from oneshot.apis.inferencer import list_images  # noqa: E402
+from oneshot.apis import (OneShotInferencer, Query, list_images,  # noqa: E402
+                          read_image, stack_patches)
 
 
 def parse_args():
@@ -70,17 +70,17 @@ def synthetic_targets(folder: str, num: int, size) -> list:
 
 @torch.no_grad()
 def per_pair(inferencer: OneShotInferencer, targets, encoded) -> list:
-    """One full ``model.predict`` per (target, query) pair."""
-    from oneshot.apis.inferencer import _read_image
+    """One full ``model.predict`` per (target, query) pair: the target
+    read and preprocessed and both backbones run for every pair, with the
+    inferencer's own reading and preprocessing (same inputs)."""
     model = inferencer.model
     out = []
     for t_index, path in enumerate(targets):
         for qs in encoded.sets:
-            img = _read_image(path, 'Target')
-            packed = inferencer._prepare_target(img, path, t_index)
-            patches = torch.from_numpy(np.stack(qs.patches)).permute(
-                0, 3, 1, 2).contiguous()
-            packed['inputs'] = dict(img=packed['inputs'], query=patches)
+            img = read_image(path, 'Target')
+            packed = inferencer.pipeline.prepare_target(img, path, t_index)
+            packed['inputs'] = dict(img=packed['inputs'],
+                                    query=stack_patches(qs.patches))
             data = model.data_preprocessor(pseudo_collate([packed]))
             (pred, ) = model.predict(data['inputs'], data['data_samples'])
             out.append(pred.pred_instances.scores.cpu().numpy())

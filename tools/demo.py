@@ -38,12 +38,13 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from oneshot.apis import OneShotInferencer, Query  # noqa: E402
-from oneshot.apis.inferencer import _read_image, list_images  # noqa: E402
+from oneshot.apis import (OneShotInferencer, Query, list_images,  # noqa: E402
+                          read_image)
 from oneshot.utils import CheckpointError  # noqa: E402
 from oneshot.visualization import draw_oneshot_result  # noqa: E402
 
-DEFAULT_CONFIG = 'configs/quickstart/siamese-faster-rcnn_r18-tiny_synthetic.py'
+DEFAULT_CONFIG = ('configs/quickstart/'
+                  'siamese-faster-rcnn_r18-tiny_synthetic-pretrained.py')
 DEFAULT_WORK_DIR = 'work_dirs/quickstart'
 
 
@@ -180,7 +181,7 @@ def main(argv=None):
     try:
         for target in tqdm(targets, desc='targets', unit='img'):
             try:
-                img = _read_image(target, f'Target {target!r}')
+                img = read_image(target, f'Target {target!r}')
             except (ValueError, OSError) as e:
                 if not folder:
                     raise SystemExit(f'tools/demo.py: {e}') from e

@@ -15,14 +15,15 @@
 _base_ = './siamese-faster-rcnn_r18-tiny_synthetic.py'
 
 tiny_channels = 64
+# The Siamese quickstart model, one-stage: its preprocessor, backbone, FPN,
+# matcher and query fusion are kept; the detector type, the head (FCOS in
+# place of RPN + RoI head) and the train/test settings change. `_delete_`
+# replaces the base model by this dict (built from it), so the two-stage
+# heads are gone and nothing else is lost.
 model = dict(
+    _base_.model,
     _delete_=True,
     type='SiameseSingleStageDetector',
-    data_preprocessor=_base_.model.data_preprocessor,
-    backbone=_base_.model.backbone,
-    neck=_base_.model.neck,
-    matcher=_base_.model.matcher,
-    query_fusion='mean',
     bbox_head=dict(
         type='MatchingFCOSHead',
         num_classes=1,
@@ -53,3 +54,4 @@ model = dict(
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.5),
         max_per_img=100))
+del model['rpn_head'], model['roi_head']

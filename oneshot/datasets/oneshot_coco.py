@@ -77,7 +77,9 @@ class OneShotCocoDataset(CocoDataset):
     with ``random.Random(draw_seed)``; :class:`EpisodeSampler` passes
     ``(idx, draw_seed)`` with a seed derived from (seed, epoch, idx), so
     sampling is a deterministic function of those three. A plain integer
-    index uses ``(seed, idx)`` (the same episode every epoch).
+    index uses ``(seed, idx)`` (the same episode every epoch). The sampler
+    only picks (idx, draw_seed); the dataset draws, when the item is read
+    (the index contract: ``oneshot/datasets/samplers.py``).
 
     Testing (``test_mode=True``): one episode per (image, episode class with
     a non-crowd box in it). The query of run ``r`` is element ``r % n`` of
@@ -434,23 +436,52 @@ class OneShotCocoDataset(CocoDataset):
         return entry
 
     def set_run(self, run: int) -> None:
-        """Use query draw ``run`` (test mode) from now on."""
+        """Use query draw ``run`` (test mode) from now on.
+
+        This changes the dataset **in place**: every holder of this object
+        reads the new run at its next ``get_data_info``, and a dataloader
+        whose workers already hold a copy of the dataset (persistent
+        workers) keeps the old one. :class:`OneShotTestLoop` therefore sets
+        the run on a shallow copy and builds a fresh dataloader per run;
+        do the same rather than switching a dataset in use.
+        """
         if run < 0:
             raise ValueError(f'run must be >= 0, got {run}')
         self.run = run
 
-    def get_img_id(self, idx: Index) -> int:
-        """Target image id of item ``idx`` (cheap; used by the samplers)."""
+    def _image_entry(self, idx: Index) -> dict:
+        """The stored entry of item ``idx`` (an image in training, an
+        (image, class) episode without queries in testing): no draw."""
         if isinstance(idx, tuple):
             idx = idx[0]
-        return super().get_data_info(idx)['img_id']
+        return super().get_data_info(idx)
+
+    def get_img_id(self, idx: Index) -> int:
+        """Target image id of item ``idx``; never draws an episode (used by
+        the test samplers)."""
+        return self._image_entry(idx)['img_id']
+
+    def get_img_size(self, idx: Index) -> Tuple[int, int]:
+        """``(width, height)`` of item ``idx``'s target image (from the
+        json); never draws an episode (used by
+        :class:`EpisodeAspectRatioBatchSampler`)."""
+        entry = self._image_entry(idx)
+        return entry['width'], entry['height']
 
     def get_data_info(self, idx: Index) -> dict:
-        """The complete episode ``idx`` (see ``docs/data_flow.md``).
+        """The complete episode ``idx`` (keys: ``docs/data_flow.md``).
+
+        What it costs: in training every call **draws** an episode (the
+        class and K queries from ``random.Random(draw_seed)``, plus a copy
+        of the image's annotations), in testing it rebuilds the queries of
+        run ``self.run``. To read only the image use :meth:`get_img_id` or
+        :meth:`get_img_size`, which never draw.
 
         Args:
-            idx (int | tuple): An index, or ``(index, draw_seed)`` as
-                yielded by :class:`EpisodeSampler` (training).
+            idx (int | tuple): Training: ``(index, draw_seed)`` as yielded
+                by :class:`EpisodeSampler`, or a plain index (draw seed
+                ``f'{self.seed}:{index}'``, the same every epoch). Testing:
+                the episode's index.
         """
         draw_seed = None
         if isinstance(idx, tuple):

@@ -1,17 +1,43 @@
-"""Samplers for one-shot episodes.
+"""Samplers for one-shot episodes, and the index contract they share with
+:class:`~oneshot.datasets.OneShotCocoDataset` (docs/data_flow.md,
+"Episode sampling").
 
-Training: :class:`EpisodeSampler` / :class:`InfiniteEpisodeSampler` yield
-``(idx, draw_seed)`` so that the episode drawn for an image (its class and
-its queries) is a deterministic function of (seed, epoch, idx), also with
-several dataloader workers and several ranks, without touching any global
-RNG.
+- **What an index is.** Training: ``(idx, draw_seed)``, ``idx`` the position
+  of a target image, as :class:`EpisodeSampler` /
+  :class:`InfiniteEpisodeSampler` yield it (a plain ``idx`` means
+  ``draw_seed = f'{dataset.seed}:{idx}'``: the same episode every epoch).
+  Testing: a plain ``idx``, the position of an episode (one per image and
+  episode class, then the image's negatives; an image's episodes are
+  consecutive).
+- **Who draws.** A sampler picks the image and the draw seed
+  (:func:`episode_seed`: a function of (seed, epoch, idx)), nothing else.
+  The dataset draws the episode (class, K queries) from
+  ``random.Random(draw_seed)`` when the item is read, in whichever
+  dataloader worker reads it, and runs the training pipeline under global
+  generators seeded from the same seed. No sampler touches a global RNG.
+- **What reading costs.** ``dataset.get_data_info(i)`` returns the complete
+  episode: in training it *draws* one (the class, K queries, a copy of the
+  image's annotations); in testing it rebuilds run ``dataset.run``'s
+  queries (a seeded permutation prefix of length about ``(run + 1) * K``).
+  A sampler that needs only the target image calls the cheap readers,
+  which never draw: ``get_img_id(i)`` and ``get_img_size(i)`` (one stored
+  entry each; :func:`_img_id` and :func:`_img_size` fall back to
+  ``get_data_info`` for other datasets).
+- **Aspect-ratio batching.** mmdet's ``AspectRatioBatchSampler`` calls
+  ``get_data_info`` on every index to read a width and height, i.e. it
+  draws (and throws away) a whole training episode per index, in the main
+  process. :class:`EpisodeAspectRatioBatchSampler` forms the same batches
+  from ``get_img_size``; the COCO / VOC configs use it.
 
-Testing: :class:`ImageGroupedSampler` + :class:`SameImageBatchSampler` put
-the episodes of one target image into the same batch, so the detector runs
-the backbone once per image for all of its queries.
+Training draws are therefore a deterministic function of (seed, epoch, idx)
+with any number of dataloader workers and ranks. Testing:
+:class:`ImageGroupedSampler` + :class:`SameImageBatchSampler` put the
+episodes of one target image into the same batch, so the detector runs the
+backbone once per image for all of its queries.
 """
 from typing import Iterator, List, Optional, Sized, Tuple
 
+from mmdet.datasets.samplers import AspectRatioBatchSampler
 from mmdet.registry import DATA_SAMPLERS
 from mmengine.dataset import DefaultSampler, InfiniteSampler
 from mmengine.dist import get_dist_info
@@ -48,9 +74,58 @@ class InfiniteEpisodeSampler(InfiniteSampler):
             yield idx, episode_seed(self.seed, position // self.size, idx)
 
 
-def _img_id(dataset, idx: int) -> int:
+def _img_id(dataset, idx) -> int:
+    """Target image id of item ``idx``, without drawing an episode when the
+    dataset has ``get_img_id``."""
     getter = getattr(dataset, 'get_img_id', None)
     return getter(idx) if getter else dataset.get_data_info(idx)['img_id']
+
+
+def _img_size(dataset, idx) -> Tuple[int, int]:
+    """``(width, height)`` of item ``idx``'s target image, without drawing
+    an episode when the dataset has ``get_img_size``."""
+    getter = getattr(dataset, 'get_img_size', None)
+    if getter:
+        return getter(idx)
+    info = dataset.get_data_info(idx)
+    return info['width'], info['height']
+
+
+@DATA_SAMPLERS.register_module()
+class EpisodeAspectRatioBatchSampler(AspectRatioBatchSampler):
+    """mmdet's ``AspectRatioBatchSampler`` that reads sizes, not episodes.
+
+    Batches hold targets of one orientation (``width < height`` or not), as
+    in mmdet; the target's size comes from ``dataset.get_img_size(idx)``
+    instead of ``get_data_info(idx)``, which on a training one-shot
+    dataset would draw a whole episode to read two numbers (see the module
+    docstring). Indices pass through unchanged (``(idx, draw_seed)``
+    pairs from :class:`EpisodeSampler`). The batches equal mmdet's for
+    ``drop_last=False`` (what the configs use); with ``drop_last=True`` a
+    last left-over batch of exactly ``batch_size`` is kept (mmdet drops
+    it although its ``__len__`` counts it).
+
+    Args:
+        sampler (Sampler): Yields the indices (an :class:`EpisodeSampler`).
+        batch_size (int): Indices per batch.
+        drop_last (bool): Drop a last incomplete batch. Defaults to False.
+    """
+
+    def __iter__(self) -> Iterator[list]:
+        dataset = self.sampler.dataset
+        buckets: Tuple[list, list] = ([], [])
+        for idx in self.sampler:
+            width, height = _img_size(dataset, idx)
+            bucket = buckets[0 if width < height else 1]
+            bucket.append(idx)
+            if len(bucket) == self.batch_size:
+                yield bucket[:]
+                del bucket[:]
+        left = buckets[0] + buckets[1]
+        for start in range(0, len(left), self.batch_size):
+            batch = left[start:start + self.batch_size]
+            if len(batch) == self.batch_size or not self.drop_last:
+                yield batch
 
 
 @DATA_SAMPLERS.register_module()
@@ -152,5 +227,5 @@ class SameImageBatchSampler(BatchSampler):
 
 __all__ = [
     'EpisodeSampler', 'InfiniteEpisodeSampler', 'ImageGroupedSampler',
-    'SameImageBatchSampler', 'episode_seed'
+    'SameImageBatchSampler', 'EpisodeAspectRatioBatchSampler', 'episode_seed'
 ]

@@ -73,18 +73,35 @@ class OneShotTestLoop(TestLoop):
         self.base_dataset = dataset
 
     def dataloader_for_run(self, run: int):
-        """A fresh dataloader over a copy of the dataset set to ``run``."""
+        """A fresh dataloader over a copy of the dataset set to ``run``.
+
+        ``set_run`` changes a dataset in place, so the built dataset is
+        copied (shallow: the query bank and annotations are shared) and
+        never switched itself. The dataloader is built by mmengine's own
+        ``TestLoop`` constructor from the config dict, so seed and
+        ``diff_rank_seed`` are chosen exactly as for the first dataloader
+        (mmengine reads them from the runner's private ``_randomness_cfg``;
+        0.10.7 has no public accessor, and this way only mmengine does).
+        """
         dataset = copy.copy(self.base_dataset)
         dataset.set_run(run)
         cfg = copy.copy(self._dataloader_cfg)
         cfg['dataset'] = dataset
-        randomness = getattr(self.runner, '_randomness_cfg', {}) or {}
-        return self.runner.build_dataloader(
-            cfg, seed=self.runner.seed,
-            diff_rank_seed=randomness.get('diff_rank_seed', False))
+        return TestLoop(self.runner, cfg, self.evaluator, self.fp16).dataloader
 
     def run(self) -> Dict[str, float]:
-        """Test every run; returns the mean (and ``_std``) of each metric."""
+        """Test every run; returns the mean (and ``_std``) of each metric.
+
+        Hooks: ``before_test`` and ``after_test`` once, ``before_test_epoch``
+        / ``after_test_epoch`` once per run (each run is an epoch). Why not
+        ``super().run()`` per run: mmengine 0.10.7's ``TestLoop.run`` is
+        ``before_test``, one epoch and ``after_test`` in one method, with no
+        per-epoch method to repeat, so its epoch body is repeated here:
+        ``model.eval()``, ``test_loss.clear()``, ``run_iter`` over the
+        batches (mmengine's own), ``evaluator.evaluate``. Unlike mmengine's
+        it does not add test losses to the metrics (one-shot detectors
+        return none from ``test_step``).
+        """
         self.runner.call_hook('before_test')
         per_run: List[Dict[str, float]] = []
         for run in range(self.runs):
@@ -93,6 +110,7 @@ class OneShotTestLoop(TestLoop):
                 f'One-shot test: query draw {run + 1}/{self.runs}')
             self.runner.call_hook('before_test_epoch')
             self.runner.model.eval()
+            self.test_loss.clear()
             for idx, data_batch in enumerate(self.dataloader):
                 self.run_iter(idx, data_batch)
             metrics = self.evaluator.evaluate(len(self.dataloader.dataset))

@@ -36,7 +36,10 @@ train_dataloader = dict(
     persistent_workers=True,
     # (idx, draw seed) pairs: each epoch draws new episodes, deterministically.
     sampler=dict(type='EpisodeSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    # mmdet's AspectRatioBatchSampler's batches, with the sizes read by
+    # get_img_size: mmdet's reads them from get_data_info, which draws a
+    # whole episode per index (oneshot/datasets/samplers.py).
+    batch_sampler=dict(type='EpisodeAspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

@@ -14,14 +14,15 @@
 # as proposals; score thr 0.05, NMS 0.5, 100 detections.
 _base_ = './matching-fcos_r50-fpn.py'
 
+# The Matching-FCOS model, two-stage: everything of the base model is kept
+# (preprocessor, backbone, FPN, matcher, query fusion) but the detector type,
+# its FCOS head, which becomes the RPN, and the train/test settings, which
+# are a two-stage detector's. `_delete_` replaces the base model by this
+# dict (built from it), so `bbox_head` is gone and nothing else is lost.
 model = dict(
+    _base_.model,
     _delete_=True,
     type='SiameseTwoStageDetector',
-    data_preprocessor=_base_.model.data_preprocessor,
-    backbone=_base_.model.backbone,
-    neck=_base_.model.neck,
-    matcher=_base_.model.matcher,
-    query_fusion='mean',
     rpn_head=_base_.model.bbox_head,
     roi_head=dict(
         type='SARMRoIHead',
@@ -82,3 +83,4 @@ model = dict(
             score_thr=0.05,
             nms=dict(type='nms', iou_threshold=0.5),
             max_per_img=100)))
+del model['bbox_head']
