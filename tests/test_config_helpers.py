@@ -31,6 +31,17 @@ def test_with_input_sizes_rewrites_only_the_size_steps():
                     if s['type'] not in ('Resize', 'ResizeQueryPatches')]
 
 
+def test_without_target_scale_only_the_query_size_changes():
+    base = Config.fromfile(COCO_BASE).train_pipeline
+    out = with_input_sizes(base, None, 200)
+    assert len(out) == len(base)
+    for step, old in zip(out, base):
+        if old['type'] == 'ResizeQueryPatches':
+            assert step == dict(old, size=200) and old['size'] != 200
+        else:
+            assert step == old
+
+
 def test_fpn_method_configs_use_it_on_their_dataset_base():
     for name, data in (('bhrl/bhrl_r50-fpn_8xb2-9e_voc.py', 'voc_oneshot'),
                        ('siamese-faster-rcnn/siamese-faster-rcnn_r50-fpn_'

@@ -13,15 +13,11 @@ _base_ = [
 # uses query short side 200; the pipeline makes every query a padded square
 # so that a batch stacks, so 200 is its longer side here). Every other
 # pipeline step is the dataset base's.
+from oneshot.utils.pipelines import with_input_sizes  # noqa: E402
+
 query_size = 200
-train_pipeline = [
-    dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t
-    for t in _base_.train_pipeline
-]
-test_pipeline = [
-    dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t
-    for t in _base_.test_pipeline
-]
+train_pipeline = with_input_sizes(_base_.train_pipeline, None, query_size)
+test_pipeline = with_input_sizes(_base_.test_pipeline, None, query_size)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -12,15 +12,11 @@ _base_ = [
 # dataset base's size (short side 600, max 1000); queries are 200x200 (a
 # padded square, so 200 is the object's longer side). Every other pipeline
 # step is the dataset base's.
+from oneshot.utils.pipelines import with_input_sizes  # noqa: E402
+
 query_size = 200
-train_pipeline = [
-    dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t
-    for t in _base_.train_pipeline
-]
-test_pipeline = [
-    dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t
-    for t in _base_.test_pipeline
-]
+train_pipeline = with_input_sizes(_base_.train_pipeline, None, query_size)
+test_pipeline = with_input_sizes(_base_.test_pipeline, None, query_size)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -11,15 +11,11 @@ _base_ = [
 # Inputs, schedule and optimisation as for COCO (Matching-FCOS's; see
 # saft_r50-fpn_8xb2-12e_coco-split1.py): target short side 600 (max 1000),
 # queries 200x200.
+from oneshot.utils.pipelines import with_input_sizes  # noqa: E402
+
 query_size = 200
-train_pipeline = [
-    dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t
-    for t in _base_.train_pipeline
-]
-test_pipeline = [
-    dict(t, size=query_size) if t.type == 'ResizeQueryPatches' else t
-    for t in _base_.test_pipeline
-]
+train_pipeline = with_input_sizes(_base_.train_pipeline, None, query_size)
+test_pipeline = with_input_sizes(_base_.test_pipeline, None, query_size)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -4,10 +4,11 @@ Configs import these after their ``_base_`` line (mmengine drops imported
 functions from the config), so a rule that several configs apply to their
 dataset base's pipelines is written once.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 
-def with_input_sizes(pipeline: Sequence[dict], target_scale: Tuple[int, int],
+def with_input_sizes(pipeline: Sequence[dict],
+                     target_scale: Optional[Tuple[int, int]],
                      query_size: int) -> List[dict]:
     """A dataset base's pipeline with other target and query sizes.
 
@@ -16,7 +17,9 @@ def with_input_sizes(pipeline: Sequence[dict], target_scale: Tuple[int, int],
     128).
 
     - ``Resize``: ``scale=target_scale``, ``keep_ratio=True`` (the target is
-      resized *into* ``target_scale``);
+      resized *into* ``target_scale``); with ``target_scale=None`` the
+      target steps are left as they are and only the query size changes
+      (the one-stage configs, which keep the base's target size);
     - ``ResizeQueryPatches``: ``size=query_size``;
     - ``Pad(size=target_scale)`` right before ``PackOneShotInputs``, i.e.
       after flipping, so padding stays bottom-right;
@@ -24,8 +27,8 @@ def with_input_sizes(pipeline: Sequence[dict], target_scale: Tuple[int, int],
 
     Args:
         pipeline (Sequence[dict]): Transform configs (``type`` keys).
-        target_scale (tuple[int, int]): ``(w, h)`` the target is resized
-            into and padded to.
+        target_scale (tuple[int, int], optional): ``(w, h)`` the target is
+            resized into and padded to; ``None`` keeps the target steps.
         query_size (int): Side of the square query patches.
 
     Returns:
@@ -33,7 +36,9 @@ def with_input_sizes(pipeline: Sequence[dict], target_scale: Tuple[int, int],
     """
     out: List[dict] = []
     for step in pipeline:
-        if step['type'] == 'Resize':
+        if target_scale is None and step['type'] != 'ResizeQueryPatches':
+            out.append(step)
+        elif step['type'] == 'Resize':
             out.append(dict(step, scale=target_scale, keep_ratio=True))
         elif step['type'] == 'ResizeQueryPatches':
             out.append(dict(step, size=query_size))
