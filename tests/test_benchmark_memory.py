@@ -109,3 +109,31 @@ def test_parse_args_refuses_what_it_cannot_measure():
                  ['cfg.py', '--pairs', '10', '--warmup', '10']):
         with pytest.raises((SystemExit, ValueError)):
             bm.parse_args(argv)
+
+
+def test_metric_mode_calls_the_test_metric_on_one_draws_records(
+        tmp_path, capsys):
+    """``--mode metric``: one query draw of the test, then the metric again
+    and again on the records it kept; a row per measuring point."""
+    from quickstart_utils import QUICKSTART_CFG, as_cli_options, \
+        data_overrides, make_synthetic
+    from mmengine.config import Config
+    root = make_synthetic(str(tmp_path / 'data'), num_train=2, num_val=4)
+    cfg = Config.fromfile(QUICKSTART_CFG)
+    cfg.merge_from_dict(data_overrides(root))
+    cfg.test_dataloader.dataset.num_negatives = 1
+    ckpt = bm.random_checkpoint(cfg, str(tmp_path / 'init.pth'), 0)
+    rows = bm.measure_metric(cfg, ckpt, calls=5, every=2,
+                             work_dir=str(tmp_path / 'work'))
+    assert [r['calls'] for r in rows] == [0, 2, 4, 5]
+    # Every episode of the draw (positives and the negative targets).
+    assert rows[0]['episodes'] > 4
+    assert all(r['rss'] > 0 for r in rows)
+    capsys.readouterr()
+    rc = bm.main([QUICKSTART_CFG, '--mode', 'metric', '--calls', '3',
+                  '--every', '1', '--checkpoint', ckpt, '--work-dir',
+                  str(tmp_path / 'work2'), '--cfg-options'] +
+                 as_cli_options(data_overrides(root)))
+    out = capsys.readouterr().out
+    assert 'metric RSS, call 1 to 3' in out and rc in (0, 1)
+    assert out.count('calls: RSS') == 3

@@ -44,6 +44,7 @@ def test_counts_by_where_the_box_lies():
     assert r['precision'] == pytest.approx(0.25)
     assert r['recall'] == pytest.approx(0.5)  # the star of b.png is missed
     assert r['targets'] == 2 and r['gt'] == 2
+    assert r['confused_with'] == {'ring': 1}  # what the query is taken for
     assert demo_precision(dets, COCO, 'star', score_thr=0.75)[
         'precision'] == pytest.approx(0.5)
 

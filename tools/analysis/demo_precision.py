@@ -42,7 +42,9 @@ def demo_precision(detections: dict, coco: dict, class_name: str,
     Returns:
         dict: ``detections`` (confident), ``correct``, ``other_class``,
         ``elsewhere``, ``precision``, ``recall`` (of the class's boxes in
-        the targets), ``targets`` and ``gt`` (boxes of the class).
+        the targets), ``targets``, ``gt`` (boxes of the class) and
+        ``confused_with`` (class name -> confident detections lying on an
+        object of that class, the one they overlap most; most first).
     """
     names = {c['id']: c['name'] for c in coco['categories']}
     if class_name not in names.values():
@@ -62,6 +64,7 @@ def demo_precision(detections: dict, coco: dict, class_name: str,
             (names[a['category_id']], [x, y, x + w, y + h]))
     counts = dict(detections=0, correct=0, other_class=0, elsewhere=0,
                   targets=0, gt=0)
+    confused: Dict[str, int] = {}
     for result in detections['results']:
         name = osp.basename(result['target'])
         if name not in images:
@@ -70,6 +73,7 @@ def demo_precision(detections: dict, coco: dict, class_name: str,
         objects = boxes.get(images[name], [])
         own = np.array([b for c, b in objects if c == class_name],
                        float).reshape(-1, 4)
+        other_names = [c for c, _ in objects if c != class_name]
         other = np.array([b for c, b in objects if c != class_name],
                          float).reshape(-1, 4)
         counts['targets'] += 1
@@ -90,8 +94,11 @@ def demo_precision(detections: dict, coco: dict, class_name: str,
                     used[j] = True
                     counts['correct'] += 1
                     continue
-            if len(other) and box_iou(dets[i:i + 1], other).max() >= iou_thr:
+            ious = box_iou(dets[i:i + 1], other)[0] if len(other) else []
+            if len(other) and ious.max() >= iou_thr:
                 counts['other_class'] += 1
+                hit = other_names[int(np.argmax(ious))]
+                confused[hit] = confused.get(hit, 0) + 1
             else:
                 counts['elsewhere'] += 1
     out: Dict[str, float] = dict(counts)
@@ -99,6 +106,8 @@ def demo_precision(detections: dict, coco: dict, class_name: str,
                         if counts['detections'] else float('nan'))
     out['recall'] = (counts['correct'] / counts['gt'] if counts['gt']
                      else float('nan'))
+    out['confused_with'] = dict(sorted(confused.items(),
+                                       key=lambda kv: (-kv[1], kv[0])))
     return out
 
 
@@ -125,6 +134,9 @@ def main() -> None:
           f'{r["correct"]} on {args.class_name}, {r["other_class"]} on '
           f'other classes, {r["elsewhere"]} elsewhere; precision '
           f'{100 * r["precision"]:.1f} %, recall {100 * r["recall"]:.1f} %')
+    if r['confused_with']:
+        print('on other classes: ' + ', '.join(
+            f'{name} {n}' for name, n in r['confused_with'].items()))
 
 
 if __name__ == '__main__':
