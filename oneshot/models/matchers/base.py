@@ -8,7 +8,7 @@ queries, and hand its output to the heads.
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 from mmengine.model import BaseModule
-from torch import Tensor
+from torch import Tensor, nn
 
 
 class MatcherOutput(NamedTuple):
@@ -55,9 +55,29 @@ class BaseMatcher(BaseModule):
     Subclasses set ``self.in_channels`` and implement :meth:`forward`; a
     matcher is registered in mmdet's ``MODELS`` and named in a config as
     ``model.matcher``.
+
+    A matcher that should start as the identity (its output added to its
+    input, as the co-attention matchers do) names the ``ConvModule`` s whose
+    norm ends the residual branch in ``zero_init_norms`` and calls
+    :meth:`zero_init_outputs` at the end of ``__init__``; the norms are
+    zeroed again after :meth:`init_weights` (``ConvModule.init_weights``
+    resets norm scales to 1).
     """
 
     in_channels: int
+    zero_init_norms: Tuple[str, ...] = ()
+
+    def zero_init_outputs(self) -> None:
+        """Zero the norms named in ``zero_init_norms``."""
+        for name in self.zero_init_norms:
+            norm = getattr(self, name).norm
+            nn.init.zeros_(norm.weight)
+            nn.init.zeros_(norm.bias)
+
+    def init_weights(self) -> None:
+        """Initialise, then re-zero the ``zero_init_norms``."""
+        super().init_weights()
+        self.zero_init_outputs()
 
     def forward(self, target_feats: Sequence[Tensor],
                 query_feats: Sequence[Tensor]) -> MatcherResult:

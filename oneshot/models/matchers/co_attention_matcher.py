@@ -73,6 +73,10 @@ class CoAttentionMatcher(BaseMatcher):
         and ``(B, C, h_l, w_l)``. All levels share the weights.
     """
 
+    # The residual branches start at zero: co-attention starts as the
+    # identity (BaseMatcher.zero_init_outputs).
+    zero_init_norms = ('target_out', 'query_out')
+
     def __init__(self,
                  in_channels: int,
                  inter_channels: Optional[int] = None,
@@ -102,23 +106,7 @@ class CoAttentionMatcher(BaseMatcher):
         self.excitation_mlp = nn.Sequential(
             nn.Linear(in_channels, hidden), nn.ReLU(inplace=True),
             nn.Linear(hidden, in_channels))
-        self._zero_init_outputs()
-
-    def _zero_init_outputs(self) -> None:
-        """Zero the output norms so co-attention starts as the identity."""
-        for conv_module in (self.target_out, self.query_out):
-            nn.init.zeros_(conv_module.norm.weight)
-            nn.init.zeros_(conv_module.norm.bias)
-
-    def init_weights(self) -> None:
-        """Initialise, then re-zero the output norms.
-
-        ``ConvModule.init_weights`` (called by the parent's
-        ``init_weights``) resets norm scales to 1; the identity start must
-        survive it.
-        """
-        super().init_weights()
-        self._zero_init_outputs()
+        self.zero_init_outputs()
 
     def forward(self, target_feats: Sequence[Tensor],
                 query_feats: Sequence[Tensor]) -> MatcherOutput:

@@ -73,6 +73,10 @@ class MultiHeadCoAttentionMatcher(BaseMatcher):
         ``(B, C, h_l, w_l)``. All levels share the weights.
     """
 
+    # The residual branches start at zero: co-attention starts as the
+    # identity (BaseMatcher.zero_init_outputs).
+    zero_init_norms = ('target_out', 'query_out')
+
     def __init__(self,
                  in_channels: int,
                  embed_dims: Optional[int] = None,
@@ -98,19 +102,7 @@ class MultiHeadCoAttentionMatcher(BaseMatcher):
             embed_dims, in_channels, 1, norm_cfg=norm_cfg, act_cfg=None)
         self.query_out = ConvModule(
             embed_dims, in_channels, 1, norm_cfg=norm_cfg, act_cfg=None)
-        self._zero_init_outputs()
-
-    def _zero_init_outputs(self) -> None:
-        """Zero the output norms so co-attention starts as the identity."""
-        for conv_module in (self.target_out, self.query_out):
-            nn.init.zeros_(conv_module.norm.weight)
-            nn.init.zeros_(conv_module.norm.bias)
-
-    def init_weights(self) -> None:
-        """Initialise, then re-zero the output norms (``ConvModule``'s own
-        ``init_weights`` resets norm scales to 1)."""
-        super().init_weights()
-        self._zero_init_outputs()
+        self.zero_init_outputs()
 
     def forward(self, target_feats: Sequence[Tensor],
                 query_feats: Sequence[Tensor]) -> MatcherOutput:
