@@ -10,7 +10,7 @@
 #
 # Environment: CONFIG (default below), WORK_DIR, PYTHON; PRETRAIN_OUT (the
 # pre-trained backbone, default the file CONFIG's backbone init_cfg names;
-# kept and reused if it exists), PRETRAIN_ITERS (default 1500). The full logs
+# kept and reused if it exists; training starts from it), PRETRAIN_ITERS (default 1500). The full logs
 # (config, environment, every logged iteration, per-class tables) go to
 # $WORK_DIR/*.log; the screen shows progress and a closing summary.
 set -euo pipefail
@@ -25,11 +25,17 @@ echo "[quickstart] 1/5 generating synthetic data in data/synthetic"
 "$PY" tools/data/generate_synthetic.py data/synthetic
 
 # The backbone file the config starts from (its init_cfg checkpoint), if any.
-PRETRAIN_OUT=${PRETRAIN_OUT:-$("$PY" -c "
+CFG_PRETRAIN=$("$PY" -c "
 import sys; from mmengine.config import Config
 init = Config.fromfile(sys.argv[1]).model.backbone.get('init_cfg') or {}
 print(init.get('checkpoint', '') if init.get('type') == 'Pretrained' else '')
-" "$CONFIG" 2>/dev/null)}
+" "$CONFIG" 2>/dev/null)
+PRETRAIN_OUT=${PRETRAIN_OUT:-$CFG_PRETRAIN}
+# A PRETRAIN_OUT other than the config's file is what training starts from.
+TRAIN_OPTS=()
+if [ -n "$CFG_PRETRAIN" ] && [ "$PRETRAIN_OUT" != "$CFG_PRETRAIN" ]; then
+    TRAIN_OPTS=(--cfg-options "model.backbone.init_cfg.checkpoint=$PRETRAIN_OUT")
+fi
 if [ -n "$PRETRAIN_OUT" ] && [ ! -f "$PRETRAIN_OUT" ]; then
     echo "[quickstart] 2/5 pre-training the backbone on seen-class crops -> $PRETRAIN_OUT (log: $WORK_DIR/pretrain.log)"
     if ! "$PY" tools/pretrain_backbone.py "$CONFIG" --out "$PRETRAIN_OUT" \
@@ -47,7 +53,7 @@ fi
 
 # Every 500th iteration on the screen; everything in the log.
 echo "[quickstart] 3/5 training $CONFIG (log: $WORK_DIR/train.log)"
-"$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" \
+"$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" ${TRAIN_OPTS[@]+"${TRAIN_OPTS[@]}"} \
     > "$WORK_DIR/train.log" 2>&1 < /dev/null &
 train_pid=$!
 tail -n +1 -f "$WORK_DIR/train.log" --pid "$train_pid" 2>/dev/null \
