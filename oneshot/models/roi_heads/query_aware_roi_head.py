@@ -1,7 +1,9 @@
 """How the episode's query reaches the box head, once for every method."""
+import copy
 from typing import Optional, Sequence, Tuple
 
 from mmdet.models.roi_heads import StandardRoIHead
+from mmdet.models.task_modules.samplers import OHEMSampler
 from mmdet.structures import SampleList
 from mmdet.utils import InstanceList
 from torch import Tensor
@@ -37,9 +39,14 @@ class QueryAwareRoIHead(StandardRoIHead):
     A method subclasses this and defines :meth:`encode_query` (and, when
     its box head takes other inputs, :meth:`_bbox_forward`); see
     docs/add_a_method.md. Missing inputs are one error
-    (:meth:`_check_episode_inputs`). Mask heads are not supported. mmdet's
-    OHEM sampler calls ``_bbox_forward(feats, rois)`` without a query, so
-    these heads train with ``RandomSampler``.
+    (:meth:`_check_episode_inputs`). Mask heads are not supported.
+
+    mmdet's ``OHEMSampler`` works unchanged (``train_cfg.rcnn.sampler``):
+    it ranks one episode's proposals by the loss of
+    ``context._bbox_forward(feats, rois)``, with ``feats`` that episode's
+    maps and every RoI's column 0 equal to 0; the per-call view hands it a
+    context whose query is that episode's row (:class:`_OneEpisode`), so
+    hard examples are hard *for this query*.
 
     Attributes:
         proposal_feats (str): ``'matched'`` (default: ``x``) or
@@ -178,7 +185,7 @@ class QueryAwareRoIHead(StandardRoIHead):
             raise ValueError(
                 f'{type(self).__name__}: {query.shape[0]} query rows for '
                 f'{maps[0].shape[0]} target rows; one query per episode.')
-        return maps, _HeadWithQuery(self, query)
+        return maps, _HeadWithQuery(self, query, maps)
 
     def _proposal_maps(self, x: Tuple[Tensor, ...],
                        target_feats: Optional[Sequence[Tensor]]
@@ -221,7 +228,100 @@ class _HeadWithQuery:
     bbox_loss = StandardRoIHead.bbox_loss
     predict_bbox = StandardRoIHead.predict_bbox
 
-    def __init__(self, head: QueryAwareRoIHead, query: Tensor) -> None:
+    def __init__(self, head: QueryAwareRoIHead, query: Tensor,
+                 maps: Sequence[Tensor]) -> None:
+        self._head = head
+        self._query = query
+        self._maps = maps
+
+    def __getattr__(self, name: str):
+        return getattr(self._head, name)
+
+    def _bbox_forward(self, x: Tuple[Tensor, ...], rois: Tensor) -> dict:
+        return self._head._bbox_forward(x, rois, self._query)
+
+    @property
+    def bbox_sampler(self):
+        """The head's sampler; an OHEM sampler sees the episode's query."""
+        sampler = self._head.bbox_sampler
+        if isinstance(sampler, OHEMSampler):
+            return _EpisodeOHEM(sampler, self._query, self._maps)
+        return sampler
+
+
+def select_episode(query, index: int):
+    """Row ``index`` of an encoded query, kept 2-D: ``(1, ...)``.
+
+    Args:
+        query (Tensor | tuple): What ``encode_query`` returned, ``(B,
+            ...)``; a (named) tuple of such tensors is sliced field by field.
+        index (int): The episode.
+    """
+    if isinstance(query, Tensor):
+        return query[index:index + 1]
+    if isinstance(query, tuple):
+        fields = [select_episode(q, index) for q in query]
+        return type(query)(*fields) if hasattr(query, '_fields') \
+            else tuple(fields)
+    raise TypeError(f'encode_query returned {type(query).__name__}; '
+                    'expected a (B, ...) Tensor or a tuple of them.')
+
+
+class _EpisodeOHEM:
+    """mmdet's ``OHEMSampler`` for one batch of episodes.
+
+    ``StandardRoIHead.loss`` calls ``sample(..., feats=[lvl[i][None] for
+    lvl in x])`` once per episode ``i``; the episode is found from
+    ``feats`` itself (``feats[0]`` is a view of row ``i`` of ``x[0]``),
+    so nothing depends on the order of the calls. The mining then runs on a shallow copy of the
+    sampler whose ``context`` is :class:`_OneEpisode` (query row ``i``).
+    """
+
+    def __init__(self, sampler: OHEMSampler, query,
+                 maps: Sequence[Tensor]) -> None:
+        self._sampler = sampler
+        self._query = query
+        self._maps = maps
+
+    def __getattr__(self, name: str):
+        return getattr(self._sampler, name)
+
+    def sample(self, assign_result, pred_instances, gt_instances,
+               feats: Sequence[Tensor] = None, **kwargs):
+        if feats is None:
+            raise ValueError('OHEMSampler needs feats (the episode\'s maps); '
+                             'StandardRoIHead.loss passes them.')
+        index = _episode_of(feats[0], self._maps, self._sampler.context)
+        sampler = copy.copy(self._sampler)
+        sampler.context = _OneEpisode(self._sampler.context,
+                                      select_episode(self._query, index))
+        # BaseSampler samples through self.pos_sampler / self.neg_sampler.
+        for role in ('pos_sampler', 'neg_sampler'):
+            if getattr(self._sampler, role, None) is self._sampler:
+                setattr(sampler, role, sampler)
+        return sampler.sample(assign_result, pred_instances, gt_instances,
+                              feats=feats, **kwargs)
+
+
+def _episode_of(feat: Tensor, maps: Sequence[Tensor], head) -> int:
+    """Which row of ``maps[0]`` ``(B, C, H, W)`` the sampler's ``feat``
+    ``(1, C, H, W)`` is (``StandardRoIHead.loss`` passes ``x[0][i][None]``,
+    a view of the same memory)."""
+    for index in range(maps[0].shape[0]):
+        row = maps[0][index]
+        if feat.data_ptr() == row.data_ptr() and feat.shape[1:] == row.shape:
+            return index
+    raise ValueError(
+        f'{type(head).__name__}: the OHEM sampler got maps that are no row '
+        'of the episode batch; it must be called from StandardRoIHead.loss '
+        'with feats=[lvl[i][None] for lvl in x].')
+
+
+class _OneEpisode:
+    """The head as the OHEM sampler's ``context`` for one episode: its
+    ``_bbox_forward(feats, rois)`` uses that episode's query row."""
+
+    def __init__(self, head: QueryAwareRoIHead, query) -> None:
         self._head = head
         self._query = query
 
