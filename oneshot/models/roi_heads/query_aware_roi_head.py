@@ -45,7 +45,7 @@ class QueryAwareRoIHead(StandardRoIHead):
     it ranks one episode's proposals by the loss of
     ``context._bbox_forward(feats, rois)``, with ``feats`` that episode's
     maps and every RoI's column 0 equal to 0; the per-call view hands it a
-    context whose query is that episode's row (:class:`_OneEpisode`), so
+    context whose query is that episode's row (a one-episode view), so
     hard examples are hard *for this query*.
 
     Attributes:
@@ -273,8 +273,9 @@ class _EpisodeOHEM:
     ``StandardRoIHead.loss`` calls ``sample(..., feats=[lvl[i][None] for
     lvl in x])`` once per episode ``i``; the episode is found from
     ``feats`` itself (``feats[0]`` is a view of row ``i`` of ``x[0]``),
-    so nothing depends on the order of the calls. The mining then runs on a shallow copy of the
-    sampler whose ``context`` is :class:`_OneEpisode` (query row ``i``).
+    so nothing depends on the order of the calls. The mining then runs on
+    a shallow copy of the sampler whose ``context`` is a one-episode
+    :class:`_HeadWithQuery` (query row ``i``).
     """
 
     def __init__(self, sampler: OHEMSampler, query,
@@ -293,8 +294,10 @@ class _EpisodeOHEM:
                              'StandardRoIHead.loss passes them.')
         index = _episode_of(feats[0], self._maps, self._sampler.context)
         sampler = copy.copy(self._sampler)
-        sampler.context = _OneEpisode(self._sampler.context,
-                                      select_episode(self._query, index))
+        # The mining pass sees one episode (RoI column 0 = 0): query row i.
+        sampler.context = _HeadWithQuery(
+            self._sampler.context, select_episode(self._query, index),
+            feats)
         # BaseSampler samples through self.pos_sampler / self.neg_sampler.
         for role in ('pos_sampler', 'neg_sampler'):
             if getattr(self._sampler, role, None) is self._sampler:
@@ -315,21 +318,6 @@ def _episode_of(feat: Tensor, maps: Sequence[Tensor], head) -> int:
         f'{type(head).__name__}: the OHEM sampler got maps that are no row '
         'of the episode batch; it must be called from StandardRoIHead.loss '
         'with feats=[lvl[i][None] for lvl in x].')
-
-
-class _OneEpisode:
-    """The head as the OHEM sampler's ``context`` for one episode: its
-    ``_bbox_forward(feats, rois)`` uses that episode's query row."""
-
-    def __init__(self, head: QueryAwareRoIHead, query) -> None:
-        self._head = head
-        self._query = query
-
-    def __getattr__(self, name: str):
-        return getattr(self._head, name)
-
-    def _bbox_forward(self, x: Tuple[Tensor, ...], rois: Tensor) -> dict:
-        return self._head._bbox_forward(x, rois, self._query)
 
 
 __all__ = ['QueryAwareRoIHead', 'PROPOSAL_FEATS']
