@@ -9,6 +9,12 @@
 _base_ = './coae_r18-tiny_glyphs.py'
 
 # (_delete_: the base model has init_cfg=None, which a dict cannot merge into.)
-model = dict(backbone=dict(init_cfg=dict(
-    _delete_=True, type='Pretrained',
-    checkpoint='work_dirs/pretrain/glyphs_r18-tiny.pth')))
+model = dict(
+    backbone=dict(init_cfg=dict(
+        _delete_=True, type='Pretrained',
+        checkpoint='work_dirs/pretrain/glyphs_r18-tiny.pth')),
+    # OHEM RoI sampling, as in the Siamese quickstart: the hard negatives
+    # are the look-alike glyphs (unseen gain +8.2 -> +11.6 for CAT, +8.3 ->
+    # +12.7 for CoAE, false alarms per negative target about halved;
+    # README, glyph table).
+    train_cfg=dict(rcnn=dict(sampler=dict(type='OHEMSampler'))))

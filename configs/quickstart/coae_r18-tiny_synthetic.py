@@ -11,8 +11,9 @@ _base_ = './siamese-faster-rcnn_r18-tiny_synthetic.py'
 tiny_channels = 64
 head_channels = 128
 model = dict(
-    # The Siamese quickstart's OHEM sampler runs the plain RoI head; this
-    # method was measured with mmdet's random sampler, kept here.
+    # Measured on the synthetic data with mmdet's random sampler (the
+    # README's row), kept here; the *_glyphs-pretrained configs use OHEM
+    # (train_cfg.rcnn.sampler.type='OHEMSampler'), as the Siamese one does.
     train_cfg=dict(rcnn=dict(sampler=dict(type='RandomSampler'))),
     matcher=dict(
         _delete_=True,

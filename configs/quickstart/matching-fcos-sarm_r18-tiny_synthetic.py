@@ -65,7 +65,7 @@ model = dict(
                 type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
     # FCOS assigns its own targets: no anchor assigner/sampler for the RPN.
-    # The Siamese quickstart's OHEM sampler runs the plain RoI head; SARM
-    # was measured with mmdet's random sampler, kept here.
+    # mmdet's random sampler, as first measured; OHEM
+    # (train_cfg.rcnn.sampler.type='OHEMSampler') works here too.
     train_cfg=dict(rpn=dict(_delete_=True),
                    rcnn=dict(sampler=dict(type='RandomSampler'))))
