@@ -221,8 +221,16 @@ class _HeadWithQuery:
     ``loss``, ``predict`` and ``forward`` of :class:`QueryAwareRoIHead` run
     mmdet's ``StandardRoIHead.loss`` / ``predict`` / ``forward`` on this
     view; the mmdet methods on the way to ``_bbox_forward`` (``bbox_loss``,
-    ``predict_bbox``) are bound to it too, every other attribute is the
-    head's own. One view per call; it keeps nothing.
+    ``predict_bbox``) are bound to it too, and ``bbox_sampler`` is the
+    head's, wrapped when it is an OHEM sampler (:class:`_EpisodeOHEM`);
+    every other attribute is the head's own. One view per call; it keeps
+    nothing.
+
+    Args:
+        head (QueryAwareRoIHead): The head.
+        query: ``encode_query``'s output, ``(B, ...)``.
+        maps (Sequence[Tensor]): The maps proposals are pooled from, per
+            level ``(B, C, H, W)`` (the OHEM sampler gets rows of them).
     """
 
     bbox_loss = StandardRoIHead.bbox_loss
