@@ -9,6 +9,10 @@
 _base_ = './matching-fcos-sarm_r18-tiny_glyphs.py'
 
 # (_delete_: the base model has init_cfg=None, which a dict cannot merge into.)
-model = dict(backbone=dict(init_cfg=dict(
-    _delete_=True, type='Pretrained',
-    checkpoint='work_dirs/pretrain/glyphs_r18-tiny.pth')))
+model = dict(
+    backbone=dict(init_cfg=dict(
+        _delete_=True, type='Pretrained',
+        checkpoint='work_dirs/pretrain/glyphs_r18-tiny.pth')),
+    # OHEM in SARM's query-aware RoI head, as in the CAT and CoAE glyph
+    # configs (measured only with it: README, glyph table).
+    train_cfg=dict(rcnn=dict(sampler=dict(type='OHEMSampler'))))
