@@ -79,3 +79,34 @@ def test_loss_falls_and_detector_starts_from_the_weights(data_root,
     assert not torch.equal(before, after)
     for key, value in model.backbone.state_dict().items():
         assert torch.equal(value, state[key]), key
+
+
+def test_cosine_classifier_is_scale_free_and_bounded():
+    """cosine_scale > 0: logits are scale * cos(pooled feature, class
+    weight): bounded by the scale, blind to the feature's norm, no bias."""
+    from oneshot.apis.backbone_pretrain import BackboneClassifier
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gain = 1.0
+
+        def forward(self, x):
+            return (self.gain * x, )
+
+    torch.manual_seed(0)
+    model = BackboneClassifier(Scaled(), channels=3, num_classes=5,
+                               cosine_scale=16.0)
+    assert model.fc.bias is None
+    x = torch.randn(4, 3, 8, 8)
+    logits = model(x)
+    assert logits.abs().max() <= 16.0 + 1e-4
+    pooled = x.mean((2, 3))
+    expected = 16.0 * torch.nn.functional.cosine_similarity(
+        pooled[:, None], model.fc.weight[None], dim=2)
+    torch.testing.assert_close(logits, expected)
+    model.backbone.gain = 7.0
+    torch.testing.assert_close(model(x), logits)
+    linear = BackboneClassifier(Scaled(), channels=3, num_classes=5)
+    assert linear.fc.bias is not None
+    torch.testing.assert_close(linear(x), linear.fc(pooled))

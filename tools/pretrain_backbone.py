@@ -32,6 +32,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cosine-scale', type=float, default=0.0)
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, as in tools/train.py')
@@ -48,7 +49,8 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     result = pretrain_backbone(cfg, args.out, iters=args.iters,
                                batch_size=args.batch_size, lr=args.lr,
-                               seed=args.seed)
+                               seed=args.seed,
+                               cosine_scale=args.cosine_scale)
     print('[pretrain] ' + json.dumps(
         {k: round(v, 4) if isinstance(v, float) else v
          for k, v in result.items()}))

@@ -172,15 +172,20 @@ class BackboneClassifier(nn.Module):
     classifier over the seen classes."""
 
     def __init__(self, backbone: nn.Module, channels: int,
-                 num_classes: int) -> None:
+                 num_classes: int, cosine_scale: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone
-        self.fc = nn.Linear(channels, num_classes)
+        self.fc = nn.Linear(channels, num_classes, bias=not cosine_scale)
+        self.cosine_scale = cosine_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)
         last = feats[-1] if isinstance(feats, (list, tuple)) else feats
-        return self.fc(F.adaptive_avg_pool2d(last, 1).flatten(1))
+        pooled = F.adaptive_avg_pool2d(last, 1).flatten(1)
+        if not self.cosine_scale:
+            return self.fc(pooled)
+        return self.cosine_scale * F.linear(
+            F.normalize(pooled, dim=1), F.normalize(self.fc.weight, dim=1))
 
 
 def _query_settings(cfg: Config) -> Tuple[int, float]:
@@ -196,6 +201,7 @@ def _query_settings(cfg: Config) -> Tuple[int, float]:
 def pretrain_backbone(cfg: Config, out: str, iters: int = 2000,
                       batch_size: int = 64, lr: float = 2e-3,
                       weight_decay: float = 0.05, seed: int = 0,
+                      cosine_scale: float = 0.0,
                       log_every: int = 100,
                       log: Callable[[str], None] = print) -> Dict[str, float]:
     """Train ``cfg.model.backbone`` to classify seen-class crops and save
@@ -239,7 +245,8 @@ def pretrain_backbone(cfg: Config, out: str, iters: int = 2000,
         probe = backbone(torch.zeros(1, 3, size, size))
     channels = (probe[-1] if isinstance(probe, (list, tuple))
                 else probe).shape[1]
-    model = BackboneClassifier(backbone, channels, len(classes))
+    model = BackboneClassifier(backbone, channels, len(classes),
+                               cosine_scale=cosine_scale)
     optim = torch.optim.AdamW(model.parameters(), lr=lr,
                               weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
