@@ -32,7 +32,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--cosine-scale', type=float, default=0.0)
+    parser.add_argument(
+        '--cosine-scale', type=float, default=0.0,
+        help='> 0: classify with scale x cosine(feature, class weight) '
+        'instead of a linear layer (default 0: linear; the README ablation '
+        'measured 20 worse on unseen classes)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, as in tools/train.py')
