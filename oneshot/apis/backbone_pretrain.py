@@ -169,7 +169,9 @@ class CropSampler:
 
 class BackboneClassifier(nn.Module):
     """The backbone, a global average pool of its last output and a linear
-    classifier over the seen classes."""
+    classifier over the seen classes; with ``cosine_scale > 0`` the logits
+    are ``cosine_scale`` x the cosine of the pooled feature and each class
+    weight (no bias)."""
 
     def __init__(self, backbone: nn.Module, channels: int,
                  num_classes: int, cosine_scale: float = 0.0) -> None:
@@ -216,6 +218,8 @@ def pretrain_backbone(cfg: Config, out: str, iters: int = 2000,
         lr (float): Peak learning rate.
         weight_decay (float): AdamW weight decay.
         seed (int): Seed of the model initialisation and of the crops.
+        cosine_scale (float): 0 (default) for a linear classifier, > 0 for
+            a cosine one with this scale (see :class:`BackboneClassifier`).
         log_every (int): Log the mean loss/accuracy every so many steps.
         log (callable): Where log lines go.
 
