@@ -12,7 +12,8 @@ from mmengine.structures import InstanceData
 from oneshot.visualization import (OneShotLocalVisualizer,
                                    draw_oneshot_result, make_query_panel,
                                    make_result_grid)
-from oneshot.visualization.drawing import DET_COLOR, GT_COLOR
+from oneshot.visualization.drawing import (DET_COLOR, GT_COLOR, TITLE_HEIGHT,
+                                           query_panel_width)
 
 
 def _grey(h: int, w: int, value: int = 90) -> np.ndarray:
@@ -34,24 +35,33 @@ def test_draw_oneshot_result_draws_boxes_scores_query_and_gt():
         scores=np.array([0.9, 0.1]), gt_bboxes=np.array([[250, 40, 350,
                                                           120]]),
         class_name='red-star', score_thr=0.3, min_side=320)
-    assert out.shape == (400, 400, 3) and out.dtype == np.uint8
+    # The query column (a quarter of the target's height) on the left,
+    # the title strip on top, the target itself below and to the right.
+    top, left = TITLE_HEIGHT, query_panel_width(400)
+    assert left == 102
+    assert out.shape == (top + 400, left + 400, 3) and out.dtype == np.uint8
     assert target.max() == 90 == target.min()  # input untouched
-    diff = _changed(out, target)
+    drawn = out[top:, left:]
+    diff = _changed(drawn, target)
     # The kept detection's outline is drawn in the detection colour ...
-    assert (out[220, 200:300] == DET_COLOR).all()
-    assert (out[220:330, 300] == DET_COLOR).all()
+    assert (drawn[220, 200:300] == DET_COLOR).all()
+    assert (drawn[220:330, 300] == DET_COLOR).all()
     assert not diff[240:310, 220:280].any()  # ... and its inside untouched.
     # The detection below score_thr is not drawn.
     assert not diff[300:350, 10:60][5:-5, 5:-5].any()
     assert not diff[351:400, 0:100].any()
     # Ground truth in its own colour.
-    assert (out[40, 250:350] == GT_COLOR).all()
-    # The query thumbnail (red, white frame) sits in the top-left corner.
+    assert (drawn[40, 250:350] == GT_COLOR).all()
+    # Nothing covers the target: its top-left corner, where the query
+    # thumbnail used to be laid over it, is the target's own pixels.
+    assert not diff[:150, :200].any()
+    # The query thumbnail (red, white frame) heads the left column.
     side = 400 // 4
-    assert (out[side // 2, side // 2] == (0, 0, 255)).all()
-    assert (out[0, :side + 2] == 255).all()
-    # The class name is written to the right of the thumbnail.
-    assert diff[:20, side + 2:].any()
+    assert (out[top + side // 2, side // 2] == (0, 0, 255)).all()
+    assert (out[top, :side + 2] == 255).all()
+    # The class name is written in the strip above.
+    assert (out[:top] != 0).any()
+    assert not (out[:top] != 0).all()
 
 
 def test_draw_oneshot_result_upscales_small_targets_and_boxes():
@@ -59,8 +69,9 @@ def test_draw_oneshot_result_upscales_small_targets_and_boxes():
     out = draw_oneshot_result(target, [_grey(20, 20, 200)],
                               bboxes=np.array([[60., 80., 100., 150.]]),
                               scores=np.array([0.8]), min_side=240)
-    assert out.shape == (320, 240, 3)  # scale 2
-    assert (out[160, 120:200] == DET_COLOR).all()
+    left = query_panel_width(320)
+    assert out.shape == (320, left + 240, 3)  # scale 2; no title strip
+    assert (out[160, left + 120:left + 200] == DET_COLOR).all()
 
 
 def test_draw_oneshot_result_rejects_mismatched_scores():
@@ -172,3 +183,41 @@ def test_visualizer_names_missing_query_metainfo(tmp_path):
     with pytest.raises(KeyError, match='query_img_paths'):
         vis.add_datasample('x', _grey(50, 50), sample,
                            out_file=osp.join(str(tmp_path), 'x.png'))
+
+
+def _load_visualize_episodes():
+    import importlib.util
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        'visualize_episodes_tool',
+        osp.join(repo, 'tools', 'visualize_episodes.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Episodes:
+    """get_data_info of a test set: (label, negative) per episode."""
+
+    def __init__(self, episodes):
+        self.episodes = episodes
+
+    def __len__(self):
+        return len(self.episodes)
+
+    def get_data_info(self, i):
+        label, negative = self.episodes[i]
+        return dict(episode_label=label, negative=negative)
+
+
+def test_pick_episodes_prefers_targets_that_hold_the_class():
+    """The negative episode listed first for a class (as the test set
+    orders them: an image's negatives follow its positives) is passed over
+    for a positive one; a class with negatives only still gets its
+    negative; one episode per class before a second of any class."""
+    tool = _load_visualize_episodes()
+    episodes = _Episodes([(0, True), (1, True), (0, False), (1, False),
+                          (2, True), (0, False)])
+    picks = tool.pick_episodes(episodes, 3)
+    assert sorted(picks) == [2, 3, 4]
+    assert tool.pick_episodes(episodes, 4)[-1] == 5  # 0's second positive

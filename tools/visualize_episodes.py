@@ -6,7 +6,10 @@ thumbnail in a corner, tiled into one PNG.
         [--num 8] [--ncols 4] [--score-thr 0.3] [--run 0] [--device cpu]
 
 Episodes are taken one per class (in class order) from the config's test set,
-so the picture shows as many different query classes as possible.
+so the picture shows as many different query classes as possible; targets
+that hold the query's class come first (a negative episode, whose target
+lacks the class, is drawn only for a class without positive ones, and its
+title says so).
 """
 import argparse
 import os
@@ -33,9 +36,16 @@ def pick_episodes(dataset, num: int) -> list:
     """Indices of up to ``num`` test episodes of as many different classes
     as possible, spread evenly over the class list."""
     by_class: dict = {}
+    negatives: dict = {}
     for i in range(len(dataset)):
-        label = dataset.get_data_info(i)['episode_label']
-        by_class.setdefault(label, []).append(i)
+        info = dataset.get_data_info(i)
+        # Negative episodes (a target without the class, the test set's
+        # num_negatives) only where a class has no positive one: the
+        # picture is there to show the query's class being found.
+        group = negatives if info.get('negative') else by_class
+        group.setdefault(info['episode_label'], []).append(i)
+    for label, idxs in negatives.items():
+        by_class.setdefault(label, []).extend(idxs)
     labels = sorted(by_class)
     # +1: class lists are often grouped (colour-major), a plain stride would
     # keep hitting the same group.
@@ -103,7 +113,8 @@ def main() -> None:
             target, [query_thumbnail(q) for q in data['inputs']['query']],
             inst.bboxes.cpu().numpy(), inst.scores.cpu().numpy(),
             gt_bboxes=gt.reshape(-1, 4),
-            class_name=class_title(dataset.metainfo, info['episode_label']),
+            class_name=class_title(dataset.metainfo, info['episode_label'])
+            + (' - not in this target' if info.get('negative') else ''),
             score_thr=args.score_thr))
     if not tiles:
         raise RuntimeError(f'The test set of {args.config} has no episodes.')

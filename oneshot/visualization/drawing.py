@@ -12,6 +12,8 @@ DET_COLOR = (0, 220, 0)  # BGR green
 GT_COLOR = (0, 140, 255)  # BGR orange
 FRAME_COLOR = (255, 255, 255)
 TEXT_FONT = cv2.FONT_HERSHEY_SIMPLEX
+# Height of the 'query: <class>' strip above a drawn episode.
+TITLE_HEIGHT = 20
 
 
 def _as_bgr_uint8(img: np.ndarray, what: str) -> np.ndarray:
@@ -84,8 +86,12 @@ def draw_oneshot_result(target_img: np.ndarray,
                         score_thr: float = 0.3,
                         min_side: int = 320) -> np.ndarray:
     """Draw one episode: detections (green, with scores) and ground truth
-    (orange) on the target, the query thumbnails framed in the top-left
-    corner with the class name beside them.
+    (orange) on the target, the query thumbnails in a black column to its
+    left and ``query: <class_name>`` in a black strip above both.
+
+    Nothing is drawn over the target but its boxes: a thumbnail laid over
+    a corner of the target would hide the objects there (the episode's own
+    ground truth among them).
 
     Args:
         target_img (np.ndarray): ``(H, W, 3)`` uint8 BGR target image.
@@ -94,14 +100,17 @@ def draw_oneshot_result(target_img: np.ndarray,
         bboxes (np.ndarray): ``(N, 4)`` detections, xyxy, target pixels.
         scores (np.ndarray): ``(N,)`` detection scores.
         gt_bboxes (np.ndarray, optional): ``(M, 4)`` ground truth, xyxy.
-        class_name (str, optional): Written beside the query thumbnails.
+        class_name (str, optional): Written in the strip above.
         score_thr (float): Detections scoring below it are not drawn.
         min_side (int): Targets whose shorter side is smaller are upscaled
             (nearest neighbour) to it so that boxes and text stay legible.
 
     Returns:
-        np.ndarray: ``(round(H * s), round(W * s), 3)`` uint8 BGR picture,
-        ``s = max(1, min_side / min(H, W))``.
+        np.ndarray: ``(T + h, P + w, 3)`` uint8 BGR picture: the drawn
+        target of ``h, w = round(H * s), round(W * s)``,
+        ``s = max(1, min_side / min(H, W))``, at row ``T`` and column
+        ``P``, where ``T = TITLE_HEIGHT`` if ``class_name`` else 0 and
+        ``P = query_panel_width(h)``.
     """
     img = _as_bgr_uint8(target_img, 'target_img')
     bboxes = np.asarray(bboxes, dtype=np.float64).reshape(-1, 4)
@@ -126,14 +135,21 @@ def draw_oneshot_result(target_img: np.ndarray,
         cv2.rectangle(img, (x1, y1), (x2, y2), DET_COLOR, thick)
         cv2.putText(img, f'{scores[i]:.2f}', (x1 + 2, max(10, y1 - 3)),
                     TEXT_FONT, 0.4 * thick, DET_COLOR, thick)
-    side = max(24, min(img.shape[:2]) // 4)
-    thumbs = query_thumbnails(query_imgs, side, max_height=img.shape[0])
-    th, tw = thumbs.shape[:2]
-    img[:th, :tw] = thumbs[:img.shape[0], :img.shape[1]]
+    panel = make_query_panel(query_imgs, img.shape[0],
+                             width=query_panel_width(img.shape[0]))
+    picture = np.concatenate([panel, img], axis=1)
     if class_name:
-        put_text_fit(img, f'query: {class_name}', (tw + 4, 14),
-                     img.shape[1] - tw - 8)
-    return img
+        title = np.zeros((TITLE_HEIGHT, picture.shape[1], 3), np.uint8)
+        put_text_fit(title, f'query: {class_name}', (4, TITLE_HEIGHT - 5),
+                     picture.shape[1] - 8)
+        picture = np.concatenate([title, picture], axis=0)
+    return picture
+
+
+def query_panel_width(height: int) -> int:
+    """Width of :func:`draw_oneshot_result`'s query column beside a drawn
+    target of ``height`` pixels: a quarter of it, at least 26."""
+    return max(26, height // 4 + 2)
 
 
 def make_query_panel(query_imgs: Sequence[np.ndarray], height: int,
