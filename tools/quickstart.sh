@@ -123,6 +123,6 @@ elapsed=$(( $(date +%s) - start ))
 echo
 echo "[quickstart] done in $((elapsed / 60)) min $((elapsed % 60)) s."
 "$PY" tools/analysis/summarize_runs.py "$WORK_DIR/test" --title "Quickstart result"
-echo "Picture: $WORK_DIR/quickstart_episodes.png (query top-left, detections green, ground truth orange)."
+echo "Picture: $WORK_DIR/quickstart_episodes.png (each query left of its target, detections green, ground truth orange)."
 echo "Logs: $WORK_DIR/train.log, $WORK_DIR/test.log; per-run JSON under $WORK_DIR/test."
 echo "Where the errors are: $PY tools/analysis/analyze_errors.py $CONFIG $CKPT"
