@@ -12,7 +12,7 @@ shots of one class. Defaults to the quickstart model
 weights-only and must fit the config (docs/checkpoints.md).
 
 Writes, under ``--out``: one PNG per target and query (detections in green,
-the query thumbnail in the corner) and ``detections.json`` with every
+the query in a column left of the target) and ``detections.json`` with every
 detection above ``--score-thr`` in target pixel coordinates.
 
 A box value may start with '-': ``--query-box -50,10,80,90`` is read like

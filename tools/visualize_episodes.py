@@ -1,6 +1,6 @@
 """Draw a few test episodes of a trained one-shot detector: each target image
 with its detections, the ground truth of the episode class and the query
-thumbnail in a corner, tiled into one PNG.
+in a column beside it, tiled into one PNG.
 
     python tools/visualize_episodes.py CONFIG CHECKPOINT --out result.png \
         [--num 8] [--ncols 4] [--score-thr 0.3] [--run 0] [--device cpu]
