@@ -15,7 +15,7 @@
 # machine with 2 or more cores, else 1: one thread each, data-parallel over
 # gloo through tools/dist_train.sh / dist_test.sh; the config's batch of
 # episodes is split between them, so every step still trains on the same
-# 8 episodes); PORT (default 29500, the processes' rendezvous). The full logs
+# 8 episodes); PORT (the processes' rendezvous port; default a free one). The full logs
 # (config, environment, every logged iteration, per-class tables) go to
 # $WORK_DIR/*.log; the screen shows progress and a closing summary.
 set -euo pipefail
@@ -70,8 +70,11 @@ if [ "$NPROC" -gt 1 ] && [ $(( BATCH % NPROC )) -ne 0 ]; then
     NPROC=1
 fi
 if [ "$NPROC" -gt 1 ]; then
-    TRAIN_CMD=(env PYTHON="$PY" OMP_NUM_THREADS=1 bash tools/dist_train.sh "$CONFIG" "$NPROC")
-    TEST_CMD=(env PYTHON="$PY" OMP_NUM_THREADS=1 bash tools/dist_test.sh "$CONFIG")
+    # A free port for the processes' rendezvous unless PORT is given.
+    PORT=${PORT:-$("$PY" -c "
+import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}
+    TRAIN_CMD=(env PYTHON="$PY" OMP_NUM_THREADS=1 PORT="$PORT" bash tools/dist_train.sh "$CONFIG" "$NPROC")
+    TEST_CMD=(env PYTHON="$PY" OMP_NUM_THREADS=1 PORT="$PORT" bash tools/dist_test.sh "$CONFIG")
     DIST_OPTS=("train_dataloader.batch_size=$(( BATCH / NPROC ))"
                "train_dataloader.num_workers=1")
     if [ ${#TRAIN_OPTS[@]} -gt 0 ]; then
@@ -106,7 +109,7 @@ CKPT=$(cat "$WORK_DIR/last_checkpoint")
 # The quickstart's test set holds episodes of every class: AP50 of a class
 # depends only on that class's episodes, so one pass gives both the seen and
 # the unseen mean.
-echo "[quickstart] 4/5 testing $CKPT (5 query draws; log: $WORK_DIR/test.log)"
+echo "[quickstart] 4/5 testing $CKPT (test_cfg.runs query draws, 5 in the quickstart config; log: $WORK_DIR/test.log)"
 if ! "${TEST_CMD[@]}" "$CKPT" ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} --work-dir "$WORK_DIR/test" \
         > "$WORK_DIR/test.log" 2>&1 < /dev/null; then
     echo "[quickstart] testing failed; the end of $WORK_DIR/test.log:" >&2
