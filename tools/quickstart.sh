@@ -109,7 +109,10 @@ CKPT=$(cat "$WORK_DIR/last_checkpoint")
 # The quickstart's test set holds episodes of every class: AP50 of a class
 # depends only on that class's episodes, so one pass gives both the seen and
 # the unseen mean.
-echo "[quickstart] 4/5 testing $CKPT (test_cfg.runs query draws, 5 in the quickstart config; log: $WORK_DIR/test.log)"
+RUNS=$("$PY" -c "
+import sys; from mmengine.config import Config
+print(Config.fromfile(sys.argv[1]).test_cfg.get('runs', 1))" "$CONFIG" 2>/dev/null || echo "?")
+echo "[quickstart] 4/5 testing $CKPT ($RUNS query draws; log: $WORK_DIR/test.log)"
 if ! "${TEST_CMD[@]}" "$CKPT" ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} --work-dir "$WORK_DIR/test" \
         > "$WORK_DIR/test.log" 2>&1 < /dev/null; then
     echo "[quickstart] testing failed; the end of $WORK_DIR/test.log:" >&2
