@@ -356,6 +356,22 @@ def test_skip_existing_keeps_and_param_change_regenerates(tmp_path):
     assert _load(paths['train_ann'])['info']['fonts'] == list(FONT_FILES[:4])
 
 
+def test_train_classes_seen_draws_no_unseen_glyph(dataset, tmp_path):
+    split = glyph_split()
+    ids = {n: i + 1 for i, n in enumerate(glyph_classes())}
+    unseen = {ids[n] for n in split['unseen']}
+    # The default draws every class into the train images.
+    assert {a['category_id'] for a in _load(dataset['train_ann'])[
+        'annotations']} & unseen
+    paths = generate_glyph_dataset(str(tmp_path), num_train=60, num_val=4,
+                                   train_classes='seen')
+    drawn = {a['category_id'] for a in _load(paths['train_ann'])[
+        'annotations']}
+    assert drawn and not drawn & unseen
+    with pytest.raises(ValueError, match='train_classes'):
+        generate_glyph_dataset(str(tmp_path), train_classes='unseen')
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match='latin-0030-0'):
         generate_glyph_dataset(str(tmp_path), classes=['latin-0030-0',

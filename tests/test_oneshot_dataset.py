@@ -315,3 +315,56 @@ def test_json_size_differing_from_a_query_file_is_an_error(tmp_path):
     idx = next(i for i in range(len(ds)) if ds.get_img_id(i) == 4)
     with pytest.raises(ValueError, match='image id 4, target'):
         ds[(idx, 'x')]
+
+
+def _negative_draws(ds, draws=60):
+    """{img_id: set of negative-episode labels} over many training draws;
+    checks that a negative episode has no ground truth and that its class
+    is absent from the target."""
+    classes = ds.metainfo['classes']
+    seen = {classes.index(c) for c in ds.metainfo['seen_classes']}
+    out = {}
+    for idx in range(len(ds)):
+        for draw in range(draws):
+            ep = ds.get_data_info((idx, f'neg{draw}'))
+            if not ep.get('negative'):
+                continue
+            present = {classes.index(n)
+                       for n, _, _ in ds._tiny_boxes[ep['img_id']]}
+            assert ep['episode_label'] in seen - present
+            assert ep['instances'] == []
+            assert all(q['img_id'] != ep['img_id']
+                       for q in ep['query_infos'])
+            out.setdefault(ep['img_id'], set()).add(ep['episode_label'])
+    return out
+
+
+def test_negative_episodes_uniform_and_look_alike(tiny_coco):
+    classes = tiny_coco['classes']
+    look = {'c0': ['c3'], 'c1': ['c4'], 'c2': ['c4', 'c5']}
+    plain = build(tiny_coco, negative_prob=0.5)
+    hard = build(tiny_coco, negative_prob=0.5, look_alikes=look)
+    for ds in (plain, hard):
+        ds._tiny_boxes = tiny_coco['boxes']
+    seen = {classes.index(c) for c in plain.metainfo['seen_classes']}
+    got_plain, got_hard = _negative_draws(plain), _negative_draws(hard)
+    assert got_plain and got_hard
+    for img_id, labels in got_hard.items():
+        # c5 is unseen: never a training query, even as a look-alike.
+        present = {classes.index(n) for n, _, _ in tiny_coco['boxes'][img_id]}
+        expected = {classes.index(n) for p in present
+                    for n in look.get(classes[p], ())} & seen - present
+        absent = seen - present
+        # The absent look-alikes of the target's classes when there are
+        # any (each of them drawn), every absent class otherwise.
+        assert labels == (expected or absent), (img_id, labels)
+        assert got_plain[img_id] == absent, img_id
+    # Image 1 (c0, c1) has hard negatives c3, c4; uniform draws also c2.
+    assert got_hard[1] == {3, 4} and got_plain[1] == {2, 3, 4}
+
+
+def test_look_alikes_bad_names_are_named(tiny_coco):
+    with pytest.raises(ValueError, match=r"look_alikes.*\['c9'\]"):
+        build(tiny_coco, negative_prob=0.5, look_alikes={'c0': ['c9']})
+    with pytest.raises(TypeError, match='look_alikes'):
+        build(tiny_coco, negative_prob=0.5, look_alikes=['c0'])

@@ -22,8 +22,9 @@ CLASSES = ['circle-solid', 'square-solid', 'triangle-solid', 'star-solid']
 
 def test_tiny_detector_learns_to_find_the_query_class(tmp_path):
     root = str(tmp_path / 'data')
+    # Every class is a training class here, unseen ones included.
     generate_synthetic_dataset(root, num_train=8, num_val=1, seed=0,
-                               classes=CLASSES)
+                               classes=CLASSES, train_classes='all')
     cfg = quickstart_cfg(root, str(tmp_path / 'work'), max_iters=600,
                          ckpt_interval=600)
     cfg.randomness = dict(seed=0)

@@ -233,12 +233,16 @@ def test_shape_mode_colour_names_no_class(shape_dataset):
     val = _instance_hues(_load(shape_dataset['val_ann']),
                          shape_dataset['val_img_dir'])
     classes = sorted({c for c, _, _ in train})
-    assert len(classes) == 32 and len(val) > 150
+    # The train images hold the 24 seen classes; scored on their val
+    # instances.
+    assert len(classes) == 24
+    val = [v for v in val if v[0] in classes]
+    assert len(val) > 100
     means = {c: _circular_mean([h for k, _, h in train if k == c])
              for c in classes}
     hits = [min(classes, key=lambda k: _hue_distance(h, means[k])) == c
             for c, _, h in val]
-    assert np.mean(hits) < 3 / 32, np.mean(hits)  # chance: 1/32
+    assert np.mean(hits) < 3 / 24, np.mean(hits)  # chance: 1/24
     # Every class spans the colour wheel.
     for c in classes:
         hues = np.sort([h for k, _, h in train if k == c])
@@ -336,6 +340,36 @@ def test_skip_existing_keeps_and_param_change_regenerates(tmp_path):
     assert osp.isfile(osp.join(paths['val_img_dir'], '000001.png'))
 
 
+def test_shape_mode_trains_on_seen_classes_only(shape_dataset, tmp_path):
+    """Shape mode: no unseen object in any train image; the val images
+    hold every class and do not depend on ``train_classes``."""
+    split = synthetic_split()
+    ids = {n: i + 1 for i, n in enumerate(SHAPE_CLASSES)}
+    train = {a['category_id']
+             for a in _load(shape_dataset['train_ann'])['annotations']}
+    assert train == {ids[n] for n in split['seen']}
+    val = {a['category_id']
+           for a in _load(shape_dataset['val_ann'])['annotations']}
+    assert val == set(ids.values())
+    mixed = generate_synthetic_dataset(str(tmp_path), num_train=200,
+                                       num_val=32, seed=0,
+                                       train_classes='all')
+    assert {a['category_id'] for a in _load(mixed['train_ann'])[
+        'annotations']} == set(ids.values())
+    assert (_load(mixed['val_ann'])['annotations']
+            == _load(shape_dataset['val_ann'])['annotations'])
+    assert all(np.array_equal(x, y) for x, y in zip(
+        _pixels(mixed['val_img_dir']), _pixels(shape_dataset['val_img_dir'])))
+
+
+def test_colour_mode_trains_on_all_classes(dataset):
+    train = {a['category_id']
+             for a in _load(dataset['train_ann'])['annotations']}
+    unseen = {SYNTHETIC_CLASSES.index(n) + 1
+              for n in synthetic_split('colour')['unseen']}
+    assert train & unseen
+
+
 def test_restricted_classes(tmp_path):
     classes = ['red-circle', 'blue-square', 'green-star']
     paths = generate_synthetic_dataset(str(tmp_path), num_train=6,
@@ -362,6 +396,12 @@ def test_bad_arguments_are_named(tmp_path):
         generate_synthetic_dataset(str(tmp_path), image_size=32)
     with pytest.raises(ValueError, match='num_train'):
         generate_synthetic_dataset(str(tmp_path), num_train=-1)
+    with pytest.raises(ValueError, match='train_classes'):
+        generate_synthetic_dataset(str(tmp_path), train_classes='unseen')
+    # Two unseen classes only: nothing left for the train images.
+    with pytest.raises(ValueError, match="0 seen class.*train_classes='all'"):
+        generate_synthetic_dataset(str(tmp_path),
+                                   classes=['circle-solid', 'star-solid'])
 
 
 def test_cli_prints_summary(tmp_path):

@@ -131,6 +131,13 @@ class OneShotCocoDataset(CocoDataset):
             episode's query comes from a class absent from the target (no
             ground truth: the detector learns to return nothing when the
             query's class is not there). Defaults to 0.
+        look_alikes (dict, optional): Training only, with ``negative_prob``:
+            class name -> names of the classes it is easily taken for.
+            A negative episode then draws its query class among the
+            look-alikes of the target's classes that are absent from the
+            target (*hard* negatives), and uniformly among all absent
+            episode classes only when there is none. Names must be classes
+            of the json. Defaults to None (uniform).
         run (int): Query draw used in test mode. Defaults to 0.
         seed (int): Seed of training draws for plain integer indices.
         **kwargs: :class:`mmdet.datasets.CocoDataset` arguments
@@ -168,6 +175,7 @@ class OneShotCocoDataset(CocoDataset):
                  class_sampling: str = 'uniform',
                  num_negatives: int = 0,
                  negative_prob: float = 0.0,
+                 look_alikes: Optional[Dict[str, Sequence[str]]] = None,
                  run: int = 0,
                  seed: int = 0,
                  **kwargs) -> None:
@@ -187,6 +195,12 @@ class OneShotCocoDataset(CocoDataset):
                 f'negative_prob must be in [0, 1), got {negative_prob}')
         self.negative_prob = negative_prob
         self._train_labels: Optional[List[int]] = None
+        if look_alikes is not None and not isinstance(look_alikes, dict):
+            raise TypeError(f'look_alikes must be a dict of class name -> '
+                            f'list of class names, got '
+                            f'{type(look_alikes).__name__}.')
+        self.look_alikes = look_alikes
+        self._look_alike_labels: Dict[int, List[int]] = {}
         if num_negatives < 0:
             raise ValueError(
                 f'num_negatives must be >= 0, got {num_negatives}')
@@ -229,6 +243,18 @@ class OneShotCocoDataset(CocoDataset):
                              f'{dup}.')
         self._check_unique_ids(images, coco.dataset.get('annotations', []))
         seen, unseen = resolve_split(self.split, names, repr(self.ann_file))
+        if self.look_alikes is not None:
+            index = {n: i for i, n in enumerate(names)}
+            unknown = sorted({n for k, v in self.look_alikes.items()
+                              for n in [k, *v] if n not in index})
+            if unknown:
+                raise ValueError(
+                    f'look_alikes names classes {unknown} that are not in '
+                    f'{self.ann_file!r}; its classes are {names[:8]}'
+                    f'{" ..." if len(names) > 8 else ""}.')
+            self._look_alike_labels = {
+                index[k]: [index[n] for n in v if n != k]
+                for k, v in self.look_alikes.items()}
         self._metainfo.update(
             classes=tuple(names), seen_classes=seen, unseen_classes=unseen)
         self.cat_ids = [c['id'] for c in cats]
@@ -532,7 +558,9 @@ class OneShotCocoDataset(CocoDataset):
         """A training episode whose target holds no box (crowd or not) of
         the query's class: no ground truth, the detector must return
         nothing. The class is uniform over the episode classes with query
-        candidates that are absent from the image; None if there is none."""
+        candidates that are absent from the image (over the absent
+        look-alikes of its classes, if ``look_alikes`` gives any); None if
+        there is none."""
         present = {inst['bbox_label'] for inst in info['instances']}
         if self._train_labels is None:
             self._train_labels = [lb for lb in self.episode_labels()
@@ -540,6 +568,13 @@ class OneShotCocoDataset(CocoDataset):
         absent = [lb for lb in self._train_labels if lb not in present]
         if not absent:
             return None
+        if self._look_alike_labels:
+            train = set(self._train_labels)
+            hard = sorted({lb for p in present
+                           for lb in self._look_alike_labels.get(p, ())
+                           if lb in train and lb not in present})
+            if hard:
+                absent = hard
         label = absent[rng.randrange(len(absent))]
         bank = self.query_bank[label]
         queries = [bank[rng.randrange(len(bank))]

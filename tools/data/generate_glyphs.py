@@ -2,7 +2,7 @@
 
     python tools/data/generate_glyphs.py data/glyphs \
         [--num-train 4000] [--num-val 600] [--image-size 160] [--seed 0] \
-        [--force]
+        [--train-classes all|seen] [--force]
 
 229 character classes (Latin, digits, signs, arrows, math operators and
 geometric shapes seen; Greek, Cyrillic and miscellaneous symbols unseen)
@@ -32,6 +32,10 @@ def main() -> None:
     parser.add_argument('--num-val', type=int, default=600)
     parser.add_argument('--image-size', type=int, default=160)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--train-classes', choices=('all', 'seen'),
+                        default='all',
+                        help='all (default): train images draw every class; '
+                        'seen: the seen classes only')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if the same data exist')
     args = parser.parse_args()
@@ -39,7 +43,7 @@ def main() -> None:
     paths = generate_glyph_dataset(
         args.out_dir, num_train=args.num_train, num_val=args.num_val,
         image_size=args.image_size, seed=args.seed,
-        skip_existing=not args.force)
+        skip_existing=not args.force, train_classes=args.train_classes)
     split = glyph_split()
     print(f'glyph one-shot data in {args.out_dir} '
           f'({time.time() - t0:.1f} s): {len(glyph_classes())} classes '
@@ -55,9 +59,11 @@ def main() -> None:
         imgs_per_class = defaultdict(set)
         for ann in data['annotations']:
             imgs_per_class[ann['category_id']].add(ann['image_id'])
-        counts = [len(imgs_per_class[c['id']]) for c in data['categories']]
+        counts = [len(imgs_per_class[c['id']]) for c in data['categories']
+                  if c['id'] in imgs_per_class]
         print(f'  {name}: {len(data["images"])} images, '
-              f'{len(data["annotations"])} boxes, images per class '
+              f'{len(data["annotations"])} boxes of {len(counts)} classes, '
+              f'images per class '
               f'{min(counts)}-{max(counts)} -> {paths[f"{name}_ann"]}')
     print(f'  fonts: {", ".join(data["info"]["fonts"])}')
 

@@ -1,9 +1,10 @@
 # The project's synthetic one-shot data (tools/data/generate_synthetic.py),
 # shape mode: 160x160 images, 32 classes (8 outlines x 4 inner patterns),
 # every object in a random colour, so colour carries no class information;
-# 8 unseen classes that are new outline/pattern combinations. Train on
-# seen-class episodes; val/test on unseen classes (episode_classes='seen'
-# or 'all' to change that). The colour x shape data of earlier versions:
+# 8 unseen classes that are new outline/pattern combinations, drawn into
+# the val images only (the train images hold the 24 seen classes; see
+# docs/protocol.md). Train on seen-class episodes; val/test on unseen
+# classes (episode_classes='seen' or 'all' to change that). The colour x shape data of earlier versions:
 # synthetic-colour_oneshot.py.
 dataset_type = 'OneShotCocoDataset'
 data_root = 'data/synthetic/'
@@ -31,6 +32,15 @@ unseen_classes = [
     'star-solid', 'cross-dotted', 'hexagon-halved', 'arrow-outline',
 ]
 split = dict(seen=seen_classes, unseen=unseen_classes)
+# What a class is easily taken for: the classes sharing its outline or its
+# pattern (each image holds such a pair in one colour). Used only by
+# negative training episodes (negative_prob > 0), which then draw their
+# query among the target's absent look-alikes.
+look_alikes = {
+    c: [d for d in seen_classes + unseen_classes
+        if d != c and (d.split('-')[0] == c.split('-')[0]
+                       or d.split('-')[1] == c.split('-')[1])]
+    for c in seen_classes + unseen_classes}
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -66,6 +76,7 @@ train_dataloader = dict(
         split=split,
         episode_classes='seen',
         query_min_size=8,
+        look_alikes=look_alikes,
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
