@@ -2,6 +2,7 @@
 
     python tools/demo.py TARGET --query QUERY [--query-box x1,y1,x2,y2]
         [--config CFG] [--checkpoint CKPT] [--out DIR] [--trust-checkpoint]
+        [--verify-thr T]
 
 TARGET is an image or a folder of images. Each ``--query`` is one query
 image (repeat it for several queries); ``--query-box`` crops the object from
@@ -14,6 +15,9 @@ weights-only and must fit the config (docs/checkpoints.md).
 Writes, under ``--out``: one PNG per target and query (detections in green,
 the query in a column left of the target) and ``detections.json`` with every
 detection above ``--score-thr`` in target pixel coordinates.
+``--verify-thr T`` also checks every such detection against the query
+(``oneshot/apis/verification.py``: its box, encoded like a query, must have
+a cosine similarity >= T to the query) and records the similarity.
 
 A box value may start with '-': ``--query-box -50,10,80,90`` is read like
 ``--query-box=-50,10,80,90`` (argparse alone would take it for an option);
@@ -105,6 +109,11 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--topk', type=int, default=100,
                         help='At most this many detections per pair.')
+    parser.add_argument('--verify-thr', type=float, default=None,
+                        help='Drop detections whose box, encoded like a '
+                        'query, has a cosine similarity to the query below '
+                        'this (default: no check; the README measures 0.95 '
+                        'on the quickstart model).')
     parser.add_argument('--device', default=None,
                         help='cpu, cuda, cuda:1 ... (default: cuda if '
                         'available).')
@@ -166,7 +175,7 @@ def main(argv=None):
     def write_summary(interrupted=None) -> None:
         summary = dict(
             config=args.config, checkpoint=checkpoint,
-            score_thr=args.score_thr,
+            score_thr=args.score_thr, verify_thr=args.verify_thr,
             queries=[dict(name=qs.name,
                           shots=[dict(img=q.img, bbox=q.bbox)
                                  for q in qs.shots])
@@ -192,7 +201,8 @@ def main(argv=None):
             # The decoded array goes in: one decode per target (the
             # inferencer treats arrays and files alike).
             result = inferencer(img, encoded, score_thr=args.score_thr,
-                                topk=args.topk)[0]
+                                topk=args.topk,
+                                verify_thr=args.verify_thr)[0]
             stem = osp.splitext(osp.basename(target))[0]
             for qs, det in zip(encoded.sets, result['detections']):
                 picture = draw_oneshot_result(
@@ -206,7 +216,10 @@ def main(argv=None):
                 height=result['height'],
                 detections=[dict(query=d['query'],
                                  bboxes=_rounded(d['bboxes'], 2),
-                                 scores=_rounded(d['scores'], 4))
+                                 scores=_rounded(d['scores'], 4),
+                                 **({'similarity': _rounded(
+                                     d['similarity'], 4)}
+                                    if 'similarity' in d else {}))
                             for d in result['detections']]))
     except BaseException as e:
         if isinstance(e, SystemExit) and not records:

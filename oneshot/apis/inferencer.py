@@ -21,6 +21,7 @@ passes and 3 query passes, not 3,000 of each.
 import copy
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
@@ -34,7 +35,8 @@ from .batching import pair_batches, pair_detections, pair_samples, \
     stack_patches
 from .images import ImageLike, describe, read_image, resolve_targets
 from .pipeline import build_inference_pipeline
-from .queries import EncodedQueries, QuerySet, make_query_sets
+from .queries import EncodedQueries, Query, QuerySet, make_query_sets
+from .verification import clip_box, pooled_embedding
 
 # What the model must offer for the cached path.
 _MODEL_API = ('extract_feat', 'extract_query_feat', 'predict_with_feats')
@@ -129,6 +131,7 @@ class OneShotInferencer:
         self.pipeline = build_inference_pipeline(cfg, self.config_name)
         self.num_target_passes = 0
         self.num_query_passes = 0
+        self.num_verified_boxes = 0
 
     def make_query_sets(self, queries) -> List[QuerySet]:
         """Read, name and crop the ``queries`` of :meth:`__call__`; see
@@ -188,13 +191,38 @@ class OneShotInferencer:
                                                      samples))
         return out
 
+    @torch.no_grad()
+    def box_similarities(self, img, bboxes: np.ndarray,
+                         query_embedding: torch.Tensor,
+                         chunk: int = 64) -> np.ndarray:
+        """Cosine similarity between each box of ``img`` (BGR array),
+        cropped and encoded like a query, and ``query_embedding``
+        (:func:`~oneshot.apis.verification.pooled_embedding` of a query
+        set's features). Returns ``(N,)`` float32."""
+        if len(bboxes) == 0:
+            return np.zeros(0, np.float32)
+        h, w = img.shape[:2]
+        patches = [
+            self.pipeline.crop_query(Query(img, clip_box(b, w, h)),
+                                     f'box {i}')
+            for i, b in enumerate(bboxes)]
+        sims = []
+        for start in range(0, len(patches), chunk):
+            query = self.model.data_preprocessor.preprocess_queries(
+                [stack_patches([p]) for p in patches[start:start + chunk]])
+            emb = pooled_embedding(self.model.extract_query_feat(query))
+            sims.append(emb @ query_embedding.to(emb.device).reshape(-1))
+        self.num_verified_boxes += len(patches)
+        return torch.cat(sims).cpu().numpy().astype(np.float32)
+
     def __call__(self,
                  targets: Union[ImageLike, Iterable[ImageLike]],
                  queries,
                  score_thr: float = 0.0,
                  topk: Optional[int] = None,
                  progress: bool = False,
-                 return_datasamples: bool = False) -> List[dict]:
+                 return_datasamples: bool = False,
+                 verify_thr: Optional[float] = None) -> List[dict]:
         """Detect every query's class in every target.
 
         Args:
@@ -209,18 +237,28 @@ class OneShotInferencer:
             progress (bool): Show a progress bar over the targets.
             return_datasamples (bool): Also return the raw
                 ``DetDataSample`` per pair under ``'datasamples'``.
+            verify_thr (float, optional): Query verification (see
+                :mod:`oneshot.apis.verification`): each detection kept by
+                ``score_thr`` / ``topk`` is cropped, encoded like a query
+                and dropped if its cosine similarity to the query is below
+                this; the kept ones get ``similarity``. ``None`` (default):
+                no verification, the detector's output as it is.
 
         Returns:
             list[dict]: One per target: ``target`` (path or ``'#i'``),
             ``height``/``width``, and ``detections``, a list with one dict
             per query: ``query`` (name), ``bboxes`` ``(N, 4)`` float32
-            xyxy in target pixels, ``scores`` ``(N,)``, sorted by score.
+            xyxy in target pixels, ``scores`` ``(N,)``, sorted by score
+            (with ``verify_thr``: also ``similarity`` ``(N,)``).
         """
         if topk is not None and topk < 1:
             raise ValueError(f'topk must be >= 1, got {topk}.')
         target_list = resolve_targets(targets)
         encoded = queries if isinstance(queries, EncodedQueries) else \
             self.encode(queries)
+        embeddings = None
+        if verify_thr is not None:
+            embeddings = [pooled_embedding(f) for f in encoded.feats]
         bar = ProgressBar(len(target_list)) if progress else None
         results = []
         for index, target in enumerate(target_list):
@@ -229,11 +267,18 @@ class OneShotInferencer:
             feats, sample = self.encode_target(
                 self.pipeline.prepare_target(img, path, index))
             preds = self.predict_target(feats, sample, encoded.feats)
+            detections = [pair_detections(pred, qs.name, score_thr, topk)
+                          for qs, pred in zip(encoded.sets, preds)]
+            if embeddings is not None:
+                for det, emb in zip(detections, embeddings):
+                    sim = self.box_similarities(img, det['bboxes'], emb)
+                    keep = sim >= verify_thr
+                    det.update(bboxes=det['bboxes'][keep],
+                               scores=det['scores'][keep],
+                               similarity=sim[keep])
             entry = dict(
                 target=path or f'#{index}', height=img.shape[0],
-                width=img.shape[1], detections=[
-                    pair_detections(pred, qs.name, score_thr, topk)
-                    for qs, pred in zip(encoded.sets, preds)])
+                width=img.shape[1], detections=detections)
             if return_datasamples:
                 entry['datasamples'] = preds
             results.append(entry)

@@ -1,0 +1,173 @@
+"""Query verification (oneshot/apis/verification.py): a box's similarity
+equals an independent encoding of its crop, the query's own box scores 1,
+the threshold keeps exactly the boxes at or above it, nothing else of the
+result changes; the demo records it; the calibration tool's table equals
+a hand computation."""
+import json
+import os.path as osp
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from quickstart_utils import QUICKSTART_CFG, REPO, data_overrides
+
+from oneshot.apis import OneShotInferencer, Query
+from oneshot.apis.batching import stack_patches
+from oneshot.apis.verification import clip_box, pooled_embedding
+from oneshot.datasets.synthetic import generate_synthetic_dataset
+
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+from calibrate_verification import class_queries, threshold_table  # noqa
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('verification')
+    root = str(tmp / 'data')
+    generate_synthetic_dataset(root, num_train=2, num_val=4, seed=3)
+    cfg = Config.fromfile(QUICKSTART_CFG)
+    cfg.merge_from_dict(data_overrides(root))
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    with open(osp.join(root, 'annotations/val.json')) as f:
+        coco = json.load(f)
+    return root, cfg, ckpt, coco
+
+
+def _query(root, coco, k=0):
+    a = coco['annotations'][k]
+    x, y, w, h = a['bbox']
+    img = {im['id']: im['file_name'] for im in coco['images']}[a['image_id']]
+    return osp.join(root, 'val', img), [x, y, x + w, y + h]
+
+
+def test_pooled_embedding_is_normalised_level_means():
+    feats = (torch.randn(3, 4, 5, 5), torch.randn(3, 2, 2, 3))
+    emb = pooled_embedding(feats)
+    expected = torch.cat([feats[0].mean((2, 3)), feats[1].mean((2, 3))], 1)
+    expected = expected / expected.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(emb, expected)
+    assert clip_box(np.array([-5., 3., 2., 3.]), 10, 8) == [0., 3., 2., 4.]
+
+
+def test_similarity_equals_independent_encoding(setup):
+    root, cfg, ckpt, coco = setup
+    inf = OneShotInferencer(cfg, ckpt, device='cpu')
+    path, box = _query(root, coco)
+    target = osp.join(root, 'val', coco['images'][1]['file_name'])
+    plain = inf(target, [Query(path, box)], score_thr=0.0)[0]
+    checked = inf(target, [Query(path, box)], score_thr=0.0,
+                  verify_thr=-2.0)[0]
+    p, c = plain['detections'][0], checked['detections'][0]
+    assert 'similarity' not in p and len(p['scores']) > 3
+    np.testing.assert_array_equal(p['scores'], c['scores'])
+    np.testing.assert_array_equal(p['bboxes'], c['bboxes'])
+    # Independent: crop each box, encode it like a query, compare.
+    img = cv2.imread(target)
+    enc = inf.encode([Query(path, box)])
+    q = pooled_embedding(enc.feats[0])[0]
+    model = inf.model
+    for b, sim in list(zip(c['bboxes'], c['similarity']))[:5]:
+        x1, y1, x2, y2 = clip_box(b, img.shape[1], img.shape[0])
+        patch = inf.pipeline.crop_query(Query(img, [x1, y1, x2, y2]), 'x')
+        with torch.no_grad():
+            feats = model.extract_query_feat(
+                model.data_preprocessor.preprocess_queries(
+                    [stack_patches([patch])]))
+        expected = float(pooled_embedding(feats)[0] @ q)
+        assert abs(expected - float(sim)) < 1e-5
+    # The query's own box in its own image is the query itself.
+    own = inf.box_similarities(cv2.imread(path), np.array([box], float),
+                               q)
+    assert abs(float(own[0]) - 1.0) < 1e-5
+
+
+def test_threshold_keeps_exactly_the_boxes_at_or_above_it(setup):
+    root, cfg, ckpt, coco = setup
+    inf = OneShotInferencer(cfg, ckpt, device='cpu')
+    queries = [Query(*_query(root, coco, k)) for k in (0, 3)]
+    target = osp.join(root, 'val', coco['images'][2]['file_name'])
+    everything = inf(target, queries, verify_thr=-2.0)[0]['detections']
+    thr = float(np.median(everything[0]['similarity']))
+    kept = inf(target, queries, verify_thr=thr)[0]['detections']
+    for all_, some in zip(everything, kept):
+        mask = all_['similarity'] >= thr
+        np.testing.assert_array_equal(some['scores'], all_['scores'][mask])
+        np.testing.assert_array_equal(some['bboxes'], all_['bboxes'][mask])
+        assert (some['similarity'] >= thr).all()
+    assert 0 < len(kept[0]['scores']) < len(everything[0]['scores'])
+    # One query at a time gives the same as both together.
+    alone = inf(target, queries[1:], verify_thr=thr)[0]['detections'][0]
+    np.testing.assert_allclose(alone['similarity'], kept[1]['similarity'],
+                               atol=1e-5)
+
+
+def test_demo_records_similarity(setup, tmp_path):
+    root, cfg, ckpt, coco = setup
+    cfg_file = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_file)
+    path, box = _query(root, coco)
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    demo.main([osp.join(root, 'val'), '--query', path, '--query-box',
+               ','.join(str(v) for v in box), '--config', cfg_file,
+               '--checkpoint', ckpt, '--out', str(tmp_path / 'out'),
+               '--score-thr', '0.0', '--verify-thr', '0.5'])
+    with open(tmp_path / 'out' / 'detections.json') as f:
+        out = json.load(f)
+    assert out['verify_thr'] == 0.5
+    dets = [d for r in out['results'] for d in r['detections']]
+    assert all(len(d['similarity']) == len(d['scores']) for d in dets)
+    assert all(s >= 0.5 for d in dets for s in d['similarity'])
+
+
+def test_calibration_table_equals_hand_computation():
+    coco = dict(
+        categories=[dict(id=1, name='a'), dict(id=2, name='b')],
+        images=[dict(id=i, file_name=f'{i}.png') for i in (1, 2, 3)],
+        annotations=[
+            dict(id=1, image_id=1, category_id=1, bbox=[0, 0, 10, 10]),
+            dict(id=2, image_id=2, category_id=1, bbox=[0, 0, 10, 10]),
+            dict(id=3, image_id=2, category_id=2, bbox=[20, 20, 10, 10]),
+            dict(id=4, image_id=3, category_id=2, bbox=[0, 0, 10, 10])])
+    assert class_queries(coco, ['a', 'b']) == {
+        'a': (1, '1.png', [0, 0, 10, 10]), 'b': (2, '2.png', [20, 20, 30, 30])}
+
+    def det(boxes, scores, sims):
+        return dict(query='q', bboxes=boxes, scores=scores, similarity=sims)
+    # Query a (from image 1) on images 2 and 3: right on the a of image 2
+    # (similarity 0.9), wrong on the b of image 2 (0.7) and of image 3
+    # (0.95). Query b (from image 2) on images 1 and 3: right on image 3
+    # (0.8), wrong on the a of image 1 (0.6).
+    per_class = {
+        'a': dict(queries=[dict(name='q')], results=[
+            dict(target='2.png', detections=[det(
+                [[0, 0, 10, 10], [20, 20, 30, 30]], [0.9, 0.8], [0.9, 0.7])]),
+            dict(target='3.png', detections=[det(
+                [[0, 0, 10, 10]], [0.7], [0.95])])]),
+        'b': dict(queries=[dict(name='q')], results=[
+            dict(target='1.png', detections=[det(
+                [[0, 0, 10, 10]], [0.6], [0.6])]),
+            dict(target='3.png', detections=[det(
+                [[0, 0, 10, 10]], [0.99], [0.8])])])}
+    rows = threshold_table(per_class, coco, thresholds=[0.75, 0.85, 0.92])
+    got = {r['thr']: (round(r['precision'], 4), round(r['recall'], 4))
+           for r in rows}
+    # No check: a 1/3, b 1/2 -> precision 0.4167, recall 1.
+    assert got[None] == (round((1 / 3 + 1 / 2) / 2, 4), 1.0)
+    # 0.75: a keeps 0.9 (right) and 0.95 (wrong) -> 1/2; b keeps 0.8 -> 1.
+    assert got[0.75] == (0.75, 1.0)
+    # 0.85: a 1/2, b nothing (precision 1, recall 0).
+    assert got[0.85] == (0.75, 0.5)
+    # 0.92: a keeps only the wrong 0.95 -> 0; b nothing.
+    assert got[0.92] == (0.5, 0.0)
+    assert max(rows[1:], key=lambda r: r['f1'])['thr'] == 0.75
