@@ -56,3 +56,18 @@ def quickstart_cfg(data_root: str, work_dir: str, max_iters: int = 4,
 def as_cli_options(opts: Dict[str, object]) -> List[str]:
     """``{'a.b': 1}`` -> ``['a.b=1']`` for ``--cfg-options``."""
     return [f'{k}={v}' for k, v in opts.items()]
+
+
+def random_checkpoint(cfg: Config, path: str, seed: int = 0) -> str:
+    """Save a model of ``cfg`` with initial weights drawn under ``seed``
+    (scores are arbitrary but deterministic) as an mmengine-style
+    checkpoint at ``path``; returns ``path``."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    return path

@@ -17,11 +17,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import DATASETS
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from quickstart_utils import (QUICKSTART_CFG, REPO, as_cli_options,
-                              data_overrides, make_synthetic)
+                              data_overrides, make_synthetic,
+                              random_checkpoint)
 
 from oneshot.datasets.samplers import ImageGroupedSampler
 from oneshot.evaluation import OneShotMetric
@@ -37,12 +37,7 @@ def setup(tmp_path_factory) -> dict:
     opts = {**data_overrides(root), 'test_dataloader.dataset.num_negatives': 1}
     cfg = Config.fromfile(QUICKSTART_CFG)
     cfg.merge_from_dict(opts)
-    init_default_scope('mmdet')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    ckpt = str(tmp / 'model.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    ckpt = random_checkpoint(cfg, str(tmp / 'model.pth'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     parts = []
     for rank in range(2):

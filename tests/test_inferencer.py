@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import DATASETS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
-from quickstart_utils import QUICKSTART_CFG, REPO, data_overrides
+from quickstart_utils import (QUICKSTART_CFG, REPO, data_overrides,
+                              random_checkpoint)
 
 from oneshot.apis import OneShotInferencer, Query
 from oneshot.datasets.synthetic import generate_synthetic_dataset
@@ -30,12 +30,7 @@ def setup(tmp_path_factory):
     generate_synthetic_dataset(root, num_train=2, num_val=4, seed=3)
     cfg = Config.fromfile(QUICKSTART_CFG)
     cfg.merge_from_dict(data_overrides(root))
-    init_default_scope('mmdet')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    ckpt = str(tmp / 'model.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    ckpt = random_checkpoint(cfg, str(tmp / 'model.pth'))
     return root, cfg, ckpt
 
 

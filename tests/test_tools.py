@@ -15,7 +15,8 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from quickstart_utils import (QUICKSTART_CFG, REPO, as_cli_options,
-                              data_overrides, make_synthetic, quickstart_cfg)
+                              data_overrides, make_synthetic, quickstart_cfg,
+                              random_checkpoint)
 
 from oneshot.engine import OneShotRunner
 
@@ -252,20 +253,13 @@ def test_demo_accepts_negative_query_box_values():
 def demo_env(synthetic, tmp_path_factory):
     """A random-weight checkpoint of the quickstart model and a folder of
     targets: three val images around one file that is not an image."""
-    from mmdet.registry import MODELS
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     tmp = tmp_path_factory.mktemp('demo')
     cfg = Config.fromfile(QUICKSTART_CFG)
     cfg.merge_from_dict(data_overrides(synthetic))
     cfg_path = str(tmp / 'cfg.py')
     cfg.dump(cfg_path)
-    init_default_scope('mmdet')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    ckpt = str(tmp / 'model.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    ckpt = random_checkpoint(cfg, str(tmp / 'model.pth'))
     targets = tmp / 'targets'
     targets.mkdir()
     val = osp.join(synthetic, 'val')

@@ -50,7 +50,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .synthetic import (_background, _balanced_picker, _is_complete,
-                        _random_colour, _random_picker, _write_coco_split)
+                        _random_colour, _random_picker, _write_coco_split,
+                        train_class_pool)
 
 
 class GlyphBlock(NamedTuple):
@@ -578,19 +579,8 @@ def generate_glyph_dataset(out_dir: str,
         if len(pool) < 2:
             raise ValueError(f'classes must name at least 2 distinct classes '
                              f'(images hold 2-4 classes), got {classes}.')
-    if train_classes not in ('seen', 'all'):
-        raise ValueError(f"train_classes must be 'seen' or 'all', got "
-                         f"{train_classes!r}.")
-    train_pool = pool
-    if train_classes == 'seen':
-        seen = set(glyph_split()['seen'])
-        train_pool = [c for c in pool if GLYPH_CLASSES[c] in seen]
-        if len(train_pool) < 2:
-            raise ValueError(
-                f"train_classes='seen' leaves {len(train_pool)} seen "
-                f"class(es) of the pool for the train images (they hold "
-                f"2-4 classes); name at least 2 seen classes or pass "
-                f"train_classes='all'.")
+    train_pool = train_class_pool(pool, GLYPH_CLASSES, glyph_split()['seen'],
+                                  train_classes)
     paths = dict(
         train_ann=osp.join(out_dir, 'annotations', 'train.json'),
         val_ann=osp.join(out_dir, 'annotations', 'val.json'),

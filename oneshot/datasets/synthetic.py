@@ -424,6 +424,32 @@ def _write_split(out_dir: str, name: str, num_images: int, size: int,
          for i, n in enumerate(synthetic_classes(mode))])
 
 
+def train_class_pool(pool: List[int], names: Sequence[str],
+                     seen: Sequence[str], train_classes: str) -> List[int]:
+    """The classes (indices into ``names``) the train images draw:
+    ``pool``, or with ``train_classes='seen'`` its ``seen`` classes.
+    Shared by the synthetic and the glyph generators.
+
+    Raises:
+        ValueError: ``train_classes`` is not ``'seen'`` or ``'all'``, or
+            fewer than 2 classes are left (images hold 2-4 classes).
+    """
+    if train_classes not in TRAIN_CLASSES:
+        raise ValueError(f'train_classes must be one of {TRAIN_CLASSES}, '
+                         f'got {train_classes!r}.')
+    if train_classes == 'all':
+        return list(pool)
+    seen_set = set(seen)
+    out = [c for c in pool if names[c] in seen_set]
+    if len(out) < 2:
+        raise ValueError(
+            f"train_classes='seen' leaves {len(out)} seen class(es) of "
+            f"{[names[c] for c in pool][:8]} for the train images (they "
+            f"hold 2-4 classes); name at least 2 seen classes or pass "
+            f"train_classes='all'.")
+    return out
+
+
 def generate_synthetic_dataset(out_dir: str,
                                num_train: int = 2000,
                                num_val: int = 300,
@@ -484,9 +510,6 @@ def generate_synthetic_dataset(out_dir: str,
     _check_mode(mode)
     if train_classes is None:
         train_classes = 'seen' if mode == 'shape' else 'all'
-    if train_classes not in TRAIN_CLASSES:
-        raise ValueError(f'train_classes must be one of {TRAIN_CLASSES}, '
-                         f'got {train_classes!r}.')
     if num_train < 0 or num_val < 0:
         raise ValueError(f'num_train and num_val must be >= 0, got '
                          f'{num_train} and {num_val}.')
@@ -515,16 +538,8 @@ def generate_synthetic_dataset(out_dir: str,
         if len(pool) < 2:
             raise ValueError(f'classes must name at least 2 distinct classes '
                              f'(images hold 2-4 classes), got {classes}.')
-    train_pool = pool
-    if train_classes == 'seen':
-        seen = set(synthetic_split(mode)['seen'])
-        train_pool = [c for c in pool if names[c] in seen]
-        if len(train_pool) < 2:
-            raise ValueError(
-                f'train_classes=\'seen\' leaves {len(train_pool)} seen '
-                f'class(es) of classes={list(classes or names)} for the '
-                f'train images (they hold 2-4 classes); name at least 2 '
-                f'seen classes or pass train_classes=\'all\'.')
+    train_pool = train_class_pool(pool, names, synthetic_split(mode)['seen'],
+                                  train_classes)
     params = dict(version=GENERATOR_VERSION, mode=mode, num_train=num_train,
                   num_val=num_val, image_size=image_size, seed=seed,
                   classes=pool, train_classes=train_pool)
