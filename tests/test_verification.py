@@ -165,3 +165,20 @@ def test_calibration_table_equals_hand_computation():
     # 0.92: a keeps only the wrong 0.95 -> 0; b nothing.
     assert got[0.92] == (0.5, 0.0)
     assert max(rows[1:], key=lambda r: r['f1'])['thr'] == 0.75
+
+
+def test_visualize_episodes_verified(setup, tmp_path):
+    """The picture tool draws the verified detections (runs end to end on
+    the config's test episodes; the title says it)."""
+    import subprocess
+    root, cfg, ckpt, coco = setup
+    cfg_file = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_file)
+    out = str(tmp_path / 'episodes.png')
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools/visualize_episodes.py'),
+         cfg_file, ckpt, '--out', out, '--num', '2', '--verify-thr', '0.9'],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'saved 2 episodes' in proc.stdout
+    assert cv2.imread(out).shape[2] == 3

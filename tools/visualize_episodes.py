@@ -3,13 +3,15 @@ with its detections, the ground truth of the episode class and the query
 in a column beside it, tiled into one PNG.
 
     python tools/visualize_episodes.py CONFIG CHECKPOINT --out result.png \
-        [--num 8] [--ncols 4] [--score-thr 0.3] [--run 0] [--device cpu]
+        [--num 8] [--ncols 4] [--score-thr 0.3] [--run 0] [--device cpu] \
+        [--verify-thr T]
 
 Episodes are taken one per class (in class order) from the config's test set,
 so the picture shows as many different query classes as possible; targets
 that hold the query's class come first (a negative episode, whose target
 lacks the class, is drawn only for a class without positive ones, and its
-title says so).
+title says so). ``--verify-thr T`` draws only the detections that pass query
+verification at T (oneshot/apis/verification.py; the title says so).
 """
 import argparse
 import os
@@ -28,6 +30,7 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import oneshot  # noqa: E402,F401
+from oneshot.apis import OneShotInferencer, Query, pooled_embedding  # noqa: E402,E501
 from oneshot.utils import load_model_weights  # noqa: E402
 from oneshot.visualization import draw_oneshot_result, make_result_grid  # noqa: E402,E501
 
@@ -82,6 +85,10 @@ def main() -> None:
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--run', type=int, default=0, help='query draw')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--verify-thr', type=float, default=None,
+                        help='draw only detections whose box, encoded like '
+                        'a query, has a cosine similarity >= this to the '
+                        'query')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='allow a checkpoint that is not weights-only '
                         'to be unpickled fully (only for your own files)')
@@ -99,6 +106,10 @@ def main() -> None:
     model.cfg = cfg
     model.to(args.device).eval()
 
+    verifier = None
+    if args.verify_thr is not None:
+        verifier = OneShotInferencer(cfg, args.checkpoint, device=args.device,
+                                     trust_checkpoint=args.trust_checkpoint)
     tiles = []
     for idx in pick_episodes(dataset, args.num):
         data = dataset[idx]
@@ -109,11 +120,23 @@ def main() -> None:
         gt = np.array([i['bbox'] for i in info['instances']
                        if not i.get('ignore_flag', 0)], dtype=np.float32)
         inst = pred.pred_instances
+        bboxes = inst.bboxes.cpu().numpy()
+        scores = inst.scores.cpu().numpy()
+        title = class_title(dataset.metainfo, info['episode_label'])
+        if verifier is not None:
+            shots = [Query(q['img_path'], q['bbox'])
+                     for q in info['query_infos']]
+            emb = pooled_embedding(verifier.encode([shots]).feats[0])
+            shown = scores >= args.score_thr
+            keep = np.zeros(len(scores), bool)
+            keep[shown] = verifier.box_similarities(
+                target, bboxes[shown], emb) >= args.verify_thr
+            bboxes, scores = bboxes[keep], scores[keep]
+            title += f' (verified {args.verify_thr:g})'
         tiles.append(draw_oneshot_result(
             target, [query_thumbnail(q) for q in data['inputs']['query']],
-            inst.bboxes.cpu().numpy(), inst.scores.cpu().numpy(),
-            gt_bboxes=gt.reshape(-1, 4),
-            class_name=class_title(dataset.metainfo, info['episode_label'])
+            bboxes, scores, gt_bboxes=gt.reshape(-1, 4),
+            class_name=title
             + (' - not in this target' if info.get('negative') else ''),
             score_thr=args.score_thr))
     if not tiles:
