@@ -62,7 +62,9 @@ def test_loss_falls_and_detector_starts_from_the_weights(data_root,
     cfg = _cfg(data_root)
     out = str(tmp_path / 'backbone.pth')
     torch.set_num_threads(1)
-    res = pretrain_backbone(cfg, out, iters=80, batch_size=32, lr=3e-3,
+    # 150 steps: on the seen-only train images of generator v7 the loss
+    # fell 3.06 -> 2.57 in 80 steps and -> 1.82 in 150 (one thread).
+    res = pretrain_backbone(cfg, out, iters=150, batch_size=32, lr=3e-3,
                             log_every=20, log=lambda s: None)
     assert res['num_classes'] == len(cfg.seen_classes)
     assert res['last_loss'] < 0.8 * res['first_loss'], res
