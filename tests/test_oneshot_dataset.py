@@ -368,3 +368,6 @@ def test_look_alikes_bad_names_are_named(tiny_coco):
         build(tiny_coco, negative_prob=0.5, look_alikes={'c0': ['c9']})
     with pytest.raises(TypeError, match='look_alikes'):
         build(tiny_coco, negative_prob=0.5, look_alikes=['c0'])
+    # Without negative episodes they are not used (a base config's list
+    # may name other data's classes).
+    assert len(build(tiny_coco, look_alikes={'c0': ['c9']})) > 0

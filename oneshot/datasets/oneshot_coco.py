@@ -136,8 +136,9 @@ class OneShotCocoDataset(CocoDataset):
             A negative episode then draws its query class among the
             look-alikes of the target's classes that are absent from the
             target (*hard* negatives), and uniformly among all absent
-            episode classes only when there is none. Names must be classes
-            of the json. Defaults to None (uniform).
+            episode classes only when there is none. With ``negative_prob
+            > 0`` the names must be classes of the json (unused, and not
+            checked, otherwise). Defaults to None (uniform).
         run (int): Query draw used in test mode. Defaults to 0.
         seed (int): Seed of training draws for plain integer indices.
         **kwargs: :class:`mmdet.datasets.CocoDataset` arguments
@@ -243,7 +244,10 @@ class OneShotCocoDataset(CocoDataset):
                              f'{dup}.')
         self._check_unique_ids(images, coco.dataset.get('annotations', []))
         seen, unseen = resolve_split(self.split, names, repr(self.ann_file))
-        if self.look_alikes is not None:
+        # Only negative training episodes read them: a base config's list
+        # (the synthetic shape classes) does not stand in the way of other
+        # data while negative_prob is 0.
+        if self.look_alikes is not None and self.negative_prob > 0:
             index = {n: i for i, n in enumerate(names)}
             unknown = sorted({n for k, v in self.look_alikes.items()
                               for n in [k, *v] if n not in index})
