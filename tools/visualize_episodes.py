@@ -98,18 +98,20 @@ def main() -> None:
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     dataset.set_run(args.run)
-    # The project's safe, strict loader (mmdet's init_detector would go
-    # through mmengine's loader): docs/checkpoints.md.
-    model = MODELS.build(cfg.model)
-    load_model_weights(model, args.checkpoint, config=args.config,
-                       trust=args.trust_checkpoint)
-    model.cfg = cfg
-    model.to(args.device).eval()
-
     verifier = None
     if args.verify_thr is not None:
+        # Its model (same loader) also runs the episodes.
         verifier = OneShotInferencer(cfg, args.checkpoint, device=args.device,
                                      trust_checkpoint=args.trust_checkpoint)
+        model = verifier.model
+    else:
+        # The project's safe, strict loader (mmdet's init_detector would go
+        # through mmengine's loader): docs/checkpoints.md.
+        model = MODELS.build(cfg.model)
+        load_model_weights(model, args.checkpoint, config=args.config,
+                           trust=args.trust_checkpoint)
+        model.to(args.device).eval()
+    model.cfg = cfg
     tiles = []
     for idx in pick_episodes(dataset, args.num):
         data = dataset[idx]

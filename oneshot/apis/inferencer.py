@@ -192,28 +192,34 @@ class OneShotInferencer:
         return out
 
     @torch.no_grad()
-    def box_similarities(self, img, bboxes: np.ndarray,
-                         query_embedding: torch.Tensor,
-                         chunk: int = 64) -> np.ndarray:
-        """Cosine similarity between each box of ``img`` (BGR array),
-        cropped and encoded like a query, and ``query_embedding``
-        (:func:`~oneshot.apis.verification.pooled_embedding` of a query
-        set's features). Returns ``(N,)`` float32."""
-        if len(bboxes) == 0:
-            return np.zeros(0, np.float32)
+    def box_embeddings(self, img, bboxes: np.ndarray,
+                       chunk: int = 64) -> torch.Tensor:
+        """Each box of ``img`` (BGR array) cropped and encoded like a query,
+        ``chunk`` boxes per pass:
+        :func:`~oneshot.apis.verification.pooled_embedding` rows ``(N, D)``."""
         h, w = img.shape[:2]
         patches = [
             self.pipeline.crop_query(Query(img, clip_box(b, w, h)),
                                      f'box {i}')
             for i, b in enumerate(bboxes)]
-        sims = []
+        embs = []
         for start in range(0, len(patches), chunk):
             query = self.model.data_preprocessor.preprocess_queries(
                 [stack_patches([p]) for p in patches[start:start + chunk]])
-            emb = pooled_embedding(self.model.extract_query_feat(query))
-            sims.append(emb @ query_embedding.to(emb.device).reshape(-1))
+            embs.append(pooled_embedding(self.model.extract_query_feat(query)))
         self.num_verified_boxes += len(patches)
-        return torch.cat(sims).cpu().numpy().astype(np.float32)
+        return torch.cat(embs) if embs else torch.zeros(0, 0)
+
+    def box_similarities(self, img, bboxes: np.ndarray,
+                         query_embedding: torch.Tensor) -> np.ndarray:
+        """Cosine similarity between each box of ``img``, encoded like a
+        query, and ``query_embedding`` (:func:`pooled_embedding` of a query
+        set's features). Returns ``(N,)`` float32."""
+        if len(bboxes) == 0:
+            return np.zeros(0, np.float32)
+        emb = self.box_embeddings(img, bboxes)
+        sim = emb @ query_embedding.to(emb.device).reshape(-1)
+        return sim.cpu().numpy().astype(np.float32)
 
     def __call__(self,
                  targets: Union[ImageLike, Iterable[ImageLike]],
@@ -270,8 +276,19 @@ class OneShotInferencer:
             detections = [pair_detections(pred, qs.name, score_thr, topk)
                           for qs, pred in zip(encoded.sets, preds)]
             if embeddings is not None:
-                for det, emb in zip(detections, embeddings):
-                    sim = self.box_similarities(img, det['bboxes'], emb)
+                # All queries' boxes of this target in one encoder run.
+                counts = [len(det['bboxes']) for det in detections]
+                boxes = np.concatenate(
+                    [det['bboxes'].reshape(-1, 4) for det in detections])
+                box_emb = self.box_embeddings(img, boxes) if len(boxes) \
+                    else None
+                start = 0
+                for det, emb, n in zip(detections, embeddings, counts):
+                    sim = np.zeros(0, np.float32) if n == 0 else (
+                        box_emb[start:start + n]
+                        @ emb.to(box_emb.device).reshape(-1)
+                    ).cpu().numpy().astype(np.float32)
+                    start += n
                     keep = sim >= verify_thr
                     det.update(bboxes=det['bboxes'][keep],
                                scores=det['scores'][keep],

@@ -148,8 +148,8 @@ def main() -> None:
     with open(ann_file) as f:
         coco = json.load(f)
     if args.max_images is not None:
-        keep = sorted(im['id'] for im in coco['images'])[:args.max_images]
-        keep = set(keep)
+        keep = set(sorted(im['id'] for im in coco['images'])
+                   [:args.max_images])
         coco = dict(coco, images=[im for im in coco['images']
                                   if im['id'] in keep],
                     annotations=[a for a in coco['annotations']
@@ -179,7 +179,7 @@ def main() -> None:
     out = dict(config=args.config, checkpoint=args.checkpoint,
                ann_file=ann_file, score_thr=args.score_thr,
                verify_thr=best['thr'],
-               seen=[{k: v for k, v in r.items()} for r in table])
+               seen=table)
     if args.report_unseen and unseen:
         rows = threshold_table(
             run_queries(inferencer, coco, img_dir, unseen, args.score_thr),
