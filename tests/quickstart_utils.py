@@ -71,3 +71,15 @@ def random_checkpoint(cfg: Config, path: str, seed: int = 0) -> str:
     model.init_weights()
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
     return path
+
+
+def random_model_on_synthetic(tmp) -> tuple:
+    """``(data root, config, checkpoint)``: 2 train / 4 val synthetic
+    images (seed 3) under ``tmp``, the quickstart config pointing at them
+    and a random-weight checkpoint (:func:`random_checkpoint`)."""
+    from oneshot.datasets.synthetic import generate_synthetic_dataset
+    root = str(tmp / 'data')
+    generate_synthetic_dataset(root, num_train=2, num_val=4, seed=3)
+    cfg = Config.fromfile(QUICKSTART_CFG)
+    cfg.merge_from_dict(data_overrides(root))
+    return root, cfg, random_checkpoint(cfg, str(tmp / 'model.pth'))

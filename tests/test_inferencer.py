@@ -12,11 +12,9 @@ import torch
 from mmdet.registry import DATASETS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from quickstart_utils import (QUICKSTART_CFG, REPO, data_overrides,
-                              random_checkpoint)
+from quickstart_utils import REPO, data_overrides, random_model_on_synthetic
 
 from oneshot.apis import OneShotInferencer, Query
-from oneshot.datasets.synthetic import generate_synthetic_dataset
 
 CAT_CFG = osp.join(REPO, 'configs/quickstart/cat_r18-tiny_synthetic.py')
 
@@ -25,13 +23,7 @@ CAT_CFG = osp.join(REPO, 'configs/quickstart/cat_r18-tiny_synthetic.py')
 def setup(tmp_path_factory):
     """Synthetic data, a config pointing at it and a random-weight
     checkpoint (fixed seed: scores are arbitrary but deterministic)."""
-    tmp = tmp_path_factory.mktemp('inferencer')
-    root = str(tmp / 'data')
-    generate_synthetic_dataset(root, num_train=2, num_val=4, seed=3)
-    cfg = Config.fromfile(QUICKSTART_CFG)
-    cfg.merge_from_dict(data_overrides(root))
-    ckpt = random_checkpoint(cfg, str(tmp / 'model.pth'))
-    return root, cfg, ckpt
+    return random_model_on_synthetic(tmp_path_factory.mktemp('inferencer'))
 
 
 def _episodes_by_image(cfg):

@@ -11,14 +11,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
-from quickstart_utils import (QUICKSTART_CFG, REPO, data_overrides,
-                              random_checkpoint)
+from quickstart_utils import REPO, random_model_on_synthetic
 
 from oneshot.apis import OneShotInferencer, Query
 from oneshot.apis.batching import stack_patches
 from oneshot.apis.verification import clip_box, pooled_embedding
-from oneshot.datasets.synthetic import generate_synthetic_dataset
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
 from calibrate_verification import class_queries, threshold_table  # noqa
@@ -26,12 +23,8 @@ from calibrate_verification import class_queries, threshold_table  # noqa
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('verification')
-    root = str(tmp / 'data')
-    generate_synthetic_dataset(root, num_train=2, num_val=4, seed=3)
-    cfg = Config.fromfile(QUICKSTART_CFG)
-    cfg.merge_from_dict(data_overrides(root))
-    ckpt = random_checkpoint(cfg, str(tmp / 'model.pth'))
+    root, cfg, ckpt = random_model_on_synthetic(
+        tmp_path_factory.mktemp('verification'))
     with open(osp.join(root, 'annotations/val.json')) as f:
         coco = json.load(f)
     return root, cfg, ckpt, coco
