@@ -84,6 +84,11 @@ class SiameseEpisodeMixin:
             (:class:`~oneshot.models.matchers.BaseMatcher`).
         query_fusion (str): How the K shots' features are fused, ``'mean'``
             (default) or ``'max'``, element-wise over K.
+        query_align_loss (dict, optional): A training-only auxiliary loss
+            on the target and query features before the matcher (e.g.
+            :class:`~oneshot.models.losses.QueryAlignmentLoss`), called as
+            ``loss(target_feats, query_feats, data_samples) -> dict``.
+            Defaults to None (the papers' methods have none).
         **kwargs: The mmdet base class's arguments (``backbone``, ``neck``,
             heads, ``train_cfg``, ``test_cfg`` (required),
             ``data_preprocessor``, ``init_cfg``).
@@ -95,6 +100,7 @@ class SiameseEpisodeMixin:
     def __init__(self,
                  matcher: ConfigType,
                  query_fusion: str = 'mean',
+                 query_align_loss: Optional[ConfigType] = None,
                  **kwargs) -> None:
         name = type(self).__name__
         if query_fusion not in QUERY_FUSIONS:
@@ -106,6 +112,8 @@ class SiameseEpisodeMixin:
         super().__init__(**kwargs)
         self.matcher = MODELS.build(matcher)
         self.query_fusion = query_fusion
+        self.query_align_loss = (MODELS.build(query_align_loss)
+                                 if query_align_loss is not None else None)
 
     def episode_head(self) -> Tuple[str, int]:
         """``(config name, num_classes)`` of the head the ground truth is
@@ -129,12 +137,19 @@ class SiameseEpisodeMixin:
             dict[str, Tensor]: As mmdet's ``loss`` of ``mmdet_base`` (for
             the two-stage detector ``loss_rpn_cls``, ``loss_rpn_bbox`` and
             the RoI head's losses; for FCOS ``loss_cls``, ``loss_bbox``,
-            ``loss_centerness``).
+            ``loss_centerness``), plus ``loss_query_align`` with a
+            ``query_align_loss``.
         """
         self._check_gt_labels(batch_data_samples)
-        feats = self.extract_episode_feat(batch_inputs, batch_data_samples)
-        return self.mmdet_base.loss(
+        target_feats, query_feats = self.encode_episodes(
+            batch_inputs, batch_data_samples)
+        feats = self.match(target_feats, query_feats)
+        losses = self.mmdet_base.loss(
             _MatchedDetector(self, feats), feats, batch_data_samples)
+        if self.query_align_loss is not None:
+            losses.update(self.query_align_loss(
+                target_feats, query_feats, batch_data_samples))
+        return losses
 
     def predict(self,
                 batch_inputs: Dict[str, Tensor],
@@ -233,7 +248,21 @@ class SiameseEpisodeMixin:
 
     def extract_episode_feat(self, batch_inputs: Dict[str, Tensor],
                              batch_data_samples: SampleList) -> EpisodeFeats:
-        """Encode targets and queries once each and match them per episode.
+        """Encode targets and queries once each and match them per episode
+        (:meth:`encode_episodes`, then :meth:`match`).
+
+        Returns:
+            EpisodeFeats: matched, target and query features, one row per
+            episode.
+        """
+        return self.match(
+            *self.encode_episodes(batch_inputs, batch_data_samples))
+
+    def encode_episodes(
+            self, batch_inputs: Dict[str, Tensor],
+            batch_data_samples: SampleList
+    ) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
+        """Encode targets and queries once each, one row per episode.
 
         Args:
             batch_inputs (dict): ``img`` ``(B, 3, H, W)`` and ``query``
@@ -243,8 +272,8 @@ class SiameseEpisodeMixin:
                 one backbone pass.
 
         Returns:
-            EpisodeFeats: matched, target and query features, one row per
-            episode.
+            tuple: ``(target_feats, query_feats)``, per level
+            ``(B, C, H, W)`` and ``(B, C, h, w)`` (K-fused).
         """
         img, query = _unpack_inputs(batch_inputs, type(self).__name__)
         if img.shape[0] != query.shape[0]:
@@ -261,7 +290,7 @@ class SiameseEpisodeMixin:
         query_feats = _expand(
             self.extract_query_feat(_select(query, query_keep)),
             query_inverse)
-        return self.match(target_feats, query_feats)
+        return target_feats, query_feats
 
     def match(self, target_feats: Tuple[Tensor, ...],
               query_feats: Tuple[Tensor, ...]) -> EpisodeFeats:

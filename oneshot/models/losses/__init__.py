@@ -1,4 +1,5 @@
 from .margin_ranking_loss import MarginRankingLoss
+from .query_alignment_loss import QueryAlignmentLoss
 from .ratio_preserving_loss import RatioPreservingLoss
 
-__all__ = ['MarginRankingLoss', 'RatioPreservingLoss']
+__all__ = ['MarginRankingLoss', 'QueryAlignmentLoss', 'RatioPreservingLoss']
