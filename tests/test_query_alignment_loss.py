@@ -65,7 +65,8 @@ def test_value_equals_hand_computation():
 def test_weight_and_degenerate_batches():
     target = _constant_maps([[1., 0.], [0., 1.]])
     query = _constant_maps([[1., 0.], [0., 1.]], size=3)
-    samples = [_sample(1, [[0., 0., 30., 30.]]), _sample(2, [[5., 5., 40., 40.]])]
+    samples = [_sample(1, [[0., 0., 30., 30.]]),
+               _sample(2, [[5., 5., 40., 40.]])]
     one = QueryAlignmentLoss([8])(target, query, samples)['loss_query_align']
     three = QueryAlignmentLoss([8], loss_weight=3.)(
         target, query, samples)['loss_query_align']

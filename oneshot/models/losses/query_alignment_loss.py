@@ -47,8 +47,8 @@ def pooled_query_embeddings(feats: Sequence[Tensor]) -> Tensor:
 class QueryAlignmentLoss(nn.Module):
     """Contrast each target object's in-context features with the queries.
 
-    A training-only auxiliary loss of the project (not part of any
-    paper's method; the README's quickstart section gives what it measured). The
+    A training-only auxiliary loss of the project, not part of any paper's
+    method (the README's quickstart section gives what it measured). The
     matchers compare target features, computed in the clutter of the whole
     image, with query features computed on a crop; nothing in the
     detection losses asks the two to describe an object the same way.
