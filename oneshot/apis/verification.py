@@ -14,18 +14,12 @@ It is an inference option (``OneShotInferencer(...)(verify_thr=...)``,
 ``tools/demo.py --verify-thr``), not part of any paper's method: the
 protocol metrics never use it.
 """
-from typing import Sequence
-
 import numpy as np
-import torch
-from torch import Tensor
 
-
-def pooled_embedding(feats: Sequence[Tensor]) -> Tensor:
-    """Per level ``(N, C, h, w)`` features -> ``(N, sum of C)``: every
-    level averaged over space, concatenated, L2-normalised."""
-    pooled = torch.cat([f.flatten(2).mean(dim=2) for f in feats], dim=1)
-    return torch.nn.functional.normalize(pooled, dim=1)
+# One pooling for the query embedding, shared with the training loss;
+# re-exported here, where the inferencer and the tools import it.
+from oneshot.models.losses.query_alignment_loss import \
+    pooled_embedding  # noqa: F401
 
 
 def clip_box(box: np.ndarray, width: int, height: int) -> list:

@@ -35,12 +35,12 @@ def pooled_box_embeddings(feats: Sequence[Tensor], rois: Tensor,
     return F.normalize(torch.cat(pooled, dim=1), dim=1)
 
 
-def pooled_query_embeddings(feats: Sequence[Tensor]) -> Tensor:
-    """L2-normalised query embeddings: global average pool per level,
-    levels concatenated. ``feats``: per level ``(B, C_l, h, w)``; returns
-    ``(B, sum C_l)``."""
-    return F.normalize(
-        torch.cat([feat.mean(dim=(2, 3)) for feat in feats], dim=1), dim=1)
+def pooled_embedding(feats: Sequence[Tensor]) -> Tensor:
+    """Per level ``(N, C, h, w)`` features -> ``(N, sum of C)``: every
+    level averaged over space, concatenated, L2-normalised (the query
+    embedding here and in ``oneshot.apis.verification``)."""
+    pooled = torch.cat([f.flatten(2).mean(dim=2) for f in feats], dim=1)
+    return F.normalize(pooled, dim=1)
 
 
 @MODELS.register_module()
@@ -136,7 +136,7 @@ class QueryAlignmentLoss(nn.Module):
         rois = torch.cat(rois).to(target_feats[0].dtype)
         box_emb = pooled_box_embeddings(target_feats, rois, self.strides,
                                         self.roi_size)
-        query_emb = pooled_query_embeddings(query_feats)
+        query_emb = pooled_embedding(query_feats)
         logits = box_emb @ query_emb.t() / self.temperature
         box_labels = labels_t[rois[:, 0].long()]
         positive = box_labels[:, None] == labels_t[None, :]
