@@ -15,7 +15,8 @@ from quickstart_utils import REPO, random_model_on_synthetic
 
 from oneshot.apis import OneShotInferencer, Query
 from oneshot.apis.batching import stack_patches
-from oneshot.apis.verification import clip_box, pooled_embedding
+from oneshot.apis.verification import (clip_box, pooled_embedding,
+                                       read_verify_thr)
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
 from calibrate_verification import class_queries, threshold_table  # noqa
@@ -103,12 +104,17 @@ def test_demo_records_similarity(setup, tmp_path):
     cfg_file = str(tmp_path / 'cfg.py')
     cfg.dump(cfg_file)
     path, box = _query(root, coco)
+    # The threshold as tools/analysis/calibrate_verification.py --out
+    # writes it (what tools/quickstart.sh hands to the demo).
+    thr_file = str(tmp_path / 'verification.json')
+    with open(thr_file, 'w') as f:
+        json.dump(dict(verify_thr=0.5), f)
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import demo
     demo.main([osp.join(root, 'val'), '--query', path, '--query-box',
                ','.join(str(v) for v in box), '--config', cfg_file,
                '--checkpoint', ckpt, '--out', str(tmp_path / 'out'),
-               '--score-thr', '0.0', '--verify-thr', '0.5'])
+               '--score-thr', '0.0', '--verify-thr', thr_file])
     with open(tmp_path / 'out' / 'detections.json') as f:
         out = json.load(f)
     assert out['verify_thr'] == 0.5
@@ -175,3 +181,21 @@ def test_visualize_episodes_verified(setup, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'saved 2 episodes' in proc.stdout
     assert cv2.imread(out).shape[2] == 3
+
+
+def test_read_verify_thr_number_or_calibration_json(tmp_path):
+    """``--verify-thr`` takes a number or the calibration tool's JSON; a
+    file without a numeric threshold, or neither, is an error naming it."""
+    assert read_verify_thr('0.95') == 0.95
+    good = tmp_path / 'verification.json'
+    good.write_text(json.dumps(dict(verify_thr=0.87, seen=[])))
+    assert read_verify_thr(str(good)) == 0.87
+    for name, text in (('nothr.json', '{"seen": []}'),
+                       ('text.json', '{"verify_thr": "high"}'),
+                       ('broken.json', '{"verify_thr": ')):
+        bad = tmp_path / name
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=name):
+            read_verify_thr(str(bad))
+    with pytest.raises(ValueError, match='neither a number nor'):
+        read_verify_thr(str(tmp_path / 'missing.json'))

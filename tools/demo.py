@@ -17,7 +17,9 @@ the query in a column left of the target) and ``detections.json`` with every
 detection above ``--score-thr`` in target pixel coordinates.
 ``--verify-thr T`` also checks every such detection against the query
 (``oneshot/apis/verification.py``: its box, encoded like a query, must have
-a cosine similarity >= T to the query) and records the similarity.
+a cosine similarity >= T to the query) and records the similarity; T is a
+number or the JSON that ``tools/analysis/calibrate_verification.py --out``
+wrote (the quickstart's: ``work_dirs/quickstart/verification.json``).
 
 A box value may start with '-': ``--query-box -50,10,80,90`` is read like
 ``--query-box=-50,10,80,90`` (argparse alone would take it for an option);
@@ -43,7 +45,7 @@ from tqdm import tqdm
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from oneshot.apis import (OneShotInferencer, Query, list_images,  # noqa: E402
-                          read_image)
+                          read_image, read_verify_thr)
 from oneshot.utils import CheckpointError  # noqa: E402
 from oneshot.visualization import draw_oneshot_result  # noqa: E402
 
@@ -109,11 +111,14 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--topk', type=int, default=100,
                         help='At most this many detections per pair.')
-    parser.add_argument('--verify-thr', type=float, default=None,
+    parser.add_argument('--verify-thr', default=None,
                         help='Drop detections whose box, encoded like a '
                         'query, has a cosine similarity to the query below '
-                        'this (default: no check; the README measures 0.95 '
-                        'on the quickstart model).')
+                        'this: a number, or the JSON of '
+                        'tools/analysis/calibrate_verification.py --out '
+                        '(tools/quickstart.sh writes '
+                        f'{DEFAULT_WORK_DIR}/verification.json). Default: '
+                        'no check.')
     parser.add_argument('--device', default=None,
                         help='cpu, cuda, cuda:1 ... (default: cuda if '
                         'available).')
@@ -129,6 +134,11 @@ def parse_args(argv=None):
         parser.error(f'{len(args.query_box)} --query-box for '
                      f'{len(args.query)} --query; give one box per query '
                      'or none.')
+    if args.verify_thr is not None:
+        try:
+            args.verify_thr = read_verify_thr(args.verify_thr)
+        except ValueError as err:
+            parser.error(f'--verify-thr: {err}')
     return args
 
 

@@ -11,7 +11,8 @@ so the picture shows as many different query classes as possible; targets
 that hold the query's class come first (a negative episode, whose target
 lacks the class, is drawn only for a class without positive ones, and its
 title says so). ``--verify-thr T`` draws only the detections that pass query
-verification at T (oneshot/apis/verification.py; the title says so).
+verification at T (oneshot/apis/verification.py; the title says so); T is a
+number or the JSON of ``tools/analysis/calibrate_verification.py --out``.
 """
 import argparse
 import os
@@ -30,7 +31,8 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import oneshot  # noqa: E402,F401
-from oneshot.apis import OneShotInferencer, Query, pooled_embedding  # noqa: E402,E501
+from oneshot.apis import (OneShotInferencer, Query, pooled_embedding,  # noqa: E402,E501
+                          read_verify_thr)
 from oneshot.utils import load_model_weights  # noqa: E402
 from oneshot.visualization import draw_oneshot_result, make_result_grid  # noqa: E402,E501
 
@@ -85,14 +87,20 @@ def main() -> None:
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--run', type=int, default=0, help='query draw')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--verify-thr', type=float, default=None,
+    parser.add_argument('--verify-thr', default=None,
                         help='draw only detections whose box, encoded like '
                         'a query, has a cosine similarity >= this to the '
-                        'query')
+                        'query: a number or the JSON of '
+                        'tools/analysis/calibrate_verification.py --out')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='allow a checkpoint that is not weights-only '
                         'to be unpickled fully (only for your own files)')
     args = parser.parse_args()
+    if args.verify_thr is not None:
+        try:
+            args.verify_thr = read_verify_thr(args.verify_thr)
+        except ValueError as err:
+            parser.error(f'--verify-thr: {err}')
 
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))

@@ -14,6 +14,9 @@ It is an inference option (``OneShotInferencer(...)(verify_thr=...)``,
 ``tools/demo.py --verify-thr``), not part of any paper's method: the
 protocol metrics never use it.
 """
+import json
+import os.path as osp
+
 import numpy as np
 
 # One pooling for the query embedding, shared with the training loss;
@@ -30,3 +33,33 @@ def clip_box(box: np.ndarray, width: int, height: int) -> list:
     x2 = float(np.clip(box[2], x1 + 1, width))
     y2 = float(np.clip(box[3], y1 + 1, height))
     return [x1, y1, x2, y2]
+
+
+def read_verify_thr(value: str) -> float:
+    """A verification threshold given on a command line: a number, or the
+    path of the JSON that ``tools/analysis/calibrate_verification.py
+    --out`` wrote (its ``verify_thr``, the threshold chosen on seen classes;
+    ``tools/quickstart.sh`` writes ``work_dirs/quickstart/verification.json``).
+
+    Raises:
+        ValueError: ``value`` is neither a number nor a readable JSON file
+            with a numeric ``verify_thr``; the message names the file.
+    """
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    if not osp.isfile(value):
+        raise ValueError(
+            f'Verification threshold {value!r} is neither a number nor an '
+            'existing file; give a cosine similarity such as 0.95 or the '
+            'JSON written by tools/analysis/calibrate_verification.py --out.')
+    try:
+        with open(value) as f:
+            thr = json.load(f)['verify_thr']
+        return float(thr)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f'{value} holds no numeric "verify_thr" ({type(err).__name__}: '
+            f'{err}); write it with tools/analysis/calibrate_verification.py '
+            '--out FILE.') from err
