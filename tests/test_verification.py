@@ -19,7 +19,8 @@ from oneshot.apis.verification import (clip_box, pooled_embedding,
                                        read_verify_thr)
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-from calibrate_verification import class_queries, threshold_table  # noqa
+from calibrate_verification import (class_queries, classes_to_find,  # noqa
+                                    threshold_table)
 
 
 @pytest.fixture(scope='module')
@@ -199,3 +200,18 @@ def test_read_verify_thr_number_or_calibration_json(tmp_path):
             read_verify_thr(str(bad))
     with pytest.raises(ValueError, match='neither a number nor'):
         read_verify_thr(str(tmp_path / 'missing.json'))
+
+
+def test_calibration_leaves_out_classes_with_nothing_to_find():
+    """A class whose boxes all lie in its query's image has no recall; it
+    is left out instead of turning every mean into NaN."""
+    coco = dict(
+        categories=[dict(id=1, name='a'), dict(id=2, name='b'),
+                    dict(id=3, name='c')],
+        images=[dict(id=i, file_name=f'{i}.png') for i in (1, 2)],
+        annotations=[
+            dict(id=1, image_id=1, category_id=1, bbox=[0, 0, 10, 10]),
+            dict(id=2, image_id=2, category_id=1, bbox=[0, 0, 10, 10]),
+            dict(id=3, image_id=2, category_id=2, bbox=[20, 20, 10, 10]),
+            dict(id=4, image_id=2, category_id=2, bbox=[40, 40, 10, 10])])
+    assert classes_to_find(coco, ['a', 'b', 'c']) == ['a']

@@ -58,6 +58,20 @@ def class_queries(coco: dict, classes: Sequence[str]) -> Dict[str, tuple]:
     return out
 
 
+def classes_to_find(coco: dict, classes: Sequence[str]) -> List[str]:
+    """The classes of ``classes`` that have a box in an image other than
+    their query's (:func:`class_queries`). A class whose boxes all lie in
+    that one image has nothing to find: its recall is undefined and would
+    turn every mean into NaN (many-class data over a few hundred images)."""
+    names = {c['id']: c['name'] for c in coco['categories']}
+    images: Dict[str, set] = {}
+    for a in coco['annotations']:
+        if not a.get('iscrowd'):
+            images.setdefault(names[a['category_id']], set()).add(
+                a['image_id'])
+    return [n for n in classes if len(images.get(n, ())) > 1]
+
+
 def threshold_table(per_class: Dict[str, dict], coco: dict,
                     thresholds: Sequence[float] = THRESHOLDS,
                     score_thr: float = 0.5) -> List[dict]:
@@ -159,6 +173,21 @@ def main() -> None:
     present = {a['category_id'] for a in coco['annotations']}
     ids = {c['name']: c['id'] for c in coco['categories']}
     unseen = [n for n in unseen if ids[n] in present]
+    left_out = {
+        tag: [n for n in group if n not in classes_to_find(coco, group)]
+        for tag, group in (('seen', seen), ('unseen', unseen))}
+    seen = [n for n in seen if n not in left_out['seen']]
+    unseen = [n for n in unseen if n not in left_out['unseen']]
+    for tag, names_out in left_out.items():
+        if names_out:
+            print(f'{len(names_out)} {tag} classes left out: their boxes '
+                  'lie only in their query\'s image among these images '
+                  f'({", ".join(names_out[:5])}'
+                  f'{", ..." if len(names_out) > 5 else ""})')
+    if not seen:
+        raise SystemExit(f'No seen class of {ann_file} has boxes in two or '
+                         'more of these images; use more images '
+                         '(--max-images).')
     inferencer = OneShotInferencer(args.config, args.checkpoint,
                                    device=args.device)
     table = threshold_table(
