@@ -173,11 +173,11 @@ def main() -> None:
     present = {a['category_id'] for a in coco['annotations']}
     ids = {c['name']: c['id'] for c in coco['categories']}
     unseen = [n for n in unseen if ids[n] in present]
-    left_out = {
-        tag: [n for n in group if n not in classes_to_find(coco, group)]
-        for tag, group in (('seen', seen), ('unseen', unseen))}
-    seen = [n for n in seen if n not in left_out['seen']]
-    unseen = [n for n in unseen if n not in left_out['unseen']]
+    findable = set(classes_to_find(coco, [*seen, *unseen]))
+    left_out = {tag: [n for n in group if n not in findable]
+                for tag, group in (('seen', seen), ('unseen', unseen))}
+    seen = [n for n in seen if n in findable]
+    unseen = [n for n in unseen if n in findable]
     for tag, names_out in left_out.items():
         if names_out:
             print(f'{len(names_out)} {tag} classes left out: their boxes '
