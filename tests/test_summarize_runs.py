@@ -45,16 +45,17 @@ def test_groups_equal_hand_computation():
     groups = {c: v[0] for c, v in CLASSES.items()}
     lines = summarize_runs.supercategory_lines(fake_runs(), groups, UNSEEN)
     # latin seen = A, B: AP50 per draw (0.8+0.6)/2=0.7, (0.6+0.4)/2=0.5
-    # -> 60.0 +- 10.0; blind 0.3, 0.4 -> 35.0 +- 5.0; gain 0.4, 0.1.
+    # -> 60.0 +- 14.1 (sample std of 70 and 50, as the headline's);
+    # blind 0.3, 0.4 -> 35.0 +- 7.1; gain 0.4, 0.1 -> +25.0 +- 21.2.
     latin = row(lines, 'latin', 'seen')
     assert latin[2] == '2'
-    assert latin[3:] == ['60.0', '+-', '10.0', '35.0', '+-', '5.0',
-                         '+25.0', '+-', '15.0']
-    # latin unseen = D alone: 20.0 +- 0.0, blind 20.0 +- 10.0.
+    assert latin[3:] == ['60.0', '+-', '14.1', '35.0', '+-', '7.1',
+                         '+25.0', '+-', '21.2']
+    # latin unseen = D alone: 20.0 +- 0.0, blind 10 and 30 -> 20.0 +- 14.1.
     assert row(lines, 'latin', 'unseen')[2:6] == ['1', '20.0', '+-', '0.0']
-    assert row(lines, 'latin', 'unseen')[6:9] == ['20.0', '+-', '10.0']
+    assert row(lines, 'latin', 'unseen')[6:9] == ['20.0', '+-', '14.1']
     greek = row(lines, 'greek', 'unseen')
-    assert greek[3:6] == ['40.0', '+-', '10.0']
+    assert greek[3:6] == ['40.0', '+-', '14.1']
     # Seen rows come before unseen ones.
     names = [ln.split()[1] for ln in lines[1:]]
     assert names == ['seen', 'unseen', 'unseen']

@@ -78,8 +78,8 @@ def supercategory_lines(runs: dict, supercategory: Dict[str, str],
             every group is one row, marked ``-``.
 
     Each figure is the mean over the group's classes with a per-class AP50
-    in the run, then mean +- std over the runs (as the headline's seen and
-    unseen means). Classes without a per-class AP50 (no episode) are left
+    in the run, then mean +- sample std over the runs (as the headline's
+    seen and unseen means). Classes without a per-class AP50 (no episode) are left
     out; a group with none is not printed.
     """
     per_run = runs.get('runs')
@@ -112,7 +112,8 @@ def supercategory_lines(runs: dict, supercategory: Dict[str, str],
         if not means:
             return '-'
         sign = '+' if signed else ''
-        return f'{np.mean(means):{sign}.1f} +- {np.std(means):.1f}'
+        std = float(np.std(means, ddof=1)) if len(means) > 1 else 0.0
+        return f'{np.mean(means):{sign}.1f} +- {std:.1f}'
 
     lines = [f'{"supercategory":24s} {"":>6s} {"classes":>7s} '
              f'{"AP50":>13s} {"query-blind":>13s} {"gain":>13s}']
