@@ -112,3 +112,84 @@ def test_cosine_classifier_is_scale_free_and_bounded():
     linear = BackboneClassifier(Scaled(), channels=3, num_classes=5)
     assert linear.fc.bias is not None
     torch.testing.assert_close(linear(x), linear.fc(pooled))
+
+
+def test_supervised_contrastive_loss_equals_a_loop_over_anchors():
+    """The SupCon value written out anchor by anchor with math on floats."""
+    import math
+
+    from oneshot.apis.backbone_pretrain import supervised_contrastive_loss
+    torch.manual_seed(0)
+    z = torch.randn(6, 5, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])  # the last has no positive
+    t = 0.2
+    zn = [v / math.sqrt(sum(float(c) ** 2 for c in v)) for v in z]
+
+    def s(i, j):
+        return sum(float(a) * float(b) for a, b in zip(zn[i], zn[j])) / t
+
+    terms = []
+    for i in range(6):
+        pos = [p for p in range(6) if p != i and labels[p] == labels[i]]
+        if not pos:
+            continue
+        log_den = math.log(sum(math.exp(s(i, a)) for a in range(6)
+                               if a != i))
+        terms.append(-sum(s(i, p) - log_den for p in pos) / len(pos))
+    expected = sum(terms) / len(terms)
+    got = supervised_contrastive_loss(z, labels, temperature=t)
+    assert float(got) == pytest.approx(expected, rel=1e-9)
+    # Scale-free (the embeddings are normalised).
+    assert float(supervised_contrastive_loss(3 * z, labels, t)) == \
+        pytest.approx(expected, rel=1e-9)
+    # No anchor with a positive: exactly 0, still in the graph.
+    zz = z.clone().requires_grad_(True)
+    zero = supervised_contrastive_loss(zz, torch.arange(6), t)
+    zero.backward()
+    assert float(zero) == 0.0 and zz.grad is not None
+    with pytest.raises(ValueError, match='temperature'):
+        supervised_contrastive_loss(z, labels, temperature=0.0)
+
+
+def test_class_balanced_batches_and_contrastive_pretraining(data_root,
+                                                            tmp_path):
+    """per_class=K batches hold batch_size // K classes x K crops; with
+    supcon_weight > 0 the contrastive term alone reaches the projection and
+    the backbone, the total loss falls, and only backbone keys are
+    saved."""
+    from oneshot.apis.backbone_pretrain import (BackboneClassifier,
+                                                CropSampler,
+                                                supervised_contrastive_loss)
+    cfg = _cfg(data_root)
+    crops, classes = seen_crops(cfg)
+    sampler = CropSampler(crops, 40, [0.] * 3, [1.] * 3, seed=0)
+    x, y = sampler.batch(32, per_class=4)
+    assert x.shape == (32, 3, 40, 40)
+    counts = torch.bincount(y)
+    assert sorted(counts[counts > 0].tolist()) == [4] * 8
+
+    init_default_scope('mmdet')
+    backbone_cfg = cfg.model.backbone.copy()
+    backbone_cfg.pop('init_cfg', None)
+    model = BackboneClassifier(MODELS.build(backbone_cfg), 128,
+                               len(classes), proj_dims=64)
+    model(x)
+    supervised_contrastive_loss(model.projection(), y).backward()
+    assert model.proj[0].weight.grad.abs().sum() > 0
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0
+    assert model.fc.weight.grad is None  # not part of this term
+
+    torch.set_num_threads(1)
+    out = str(tmp_path / 'supcon.pth')
+    # One thread, 2026-12-07: cross-entropy + contrastive loss 6.61 ->
+    # 5.15 over 150 steps, accuracy 0.06 -> 0.42 (chance 1/24).
+    res = pretrain_backbone(cfg, out, iters=150, batch_size=32, lr=3e-3,
+                            supcon_weight=1.0, per_class=4, log_every=25,
+                            log=lambda s: None)
+    assert res['last_loss'] < 0.85 * res['first_loss'], res
+    assert res['last_acc'] > 0.2, res
+    state = torch.load(out, map_location='cpu', weights_only=True)
+    assert not any(k.startswith(('proj', 'fc')) for k in state['state_dict'])
+    assert state['meta']['supcon_weight'] == 1.0
+    with pytest.raises(ValueError, match='per_class'):
+        pretrain_backbone(cfg, out, iters=1, supcon_weight=1.0, per_class=1)

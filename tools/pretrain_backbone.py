@@ -2,6 +2,7 @@
 
     python tools/pretrain_backbone.py CONFIG --out BACKBONE.pth \
         [--iters 2000] [--batch-size 64] [--lr 2e-3] [--seed 0] \
+        [--cosine-scale S] [--supcon-weight W [--per-class K]] \
         [--cfg-options k=v ...]
 
 The crops are the query candidates of the config's training dataset (its
@@ -38,6 +39,14 @@ def parse_args() -> argparse.Namespace:
         'instead of a linear layer (default 0: linear; the README ablation '
         'measured 20 worse on unseen classes)')
     parser.add_argument(
+        '--supcon-weight', type=float, default=0.0,
+        help='> 0: add this weight x a supervised contrastive loss on a '
+        'projection of the pooled features (batches of P classes x '
+        '--per-class crops; default 0: cross-entropy only)')
+    parser.add_argument('--supcon-temperature', type=float, default=0.1)
+    parser.add_argument('--per-class', type=int, default=4,
+                        help='crops per class in a batch with --supcon-weight')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, as in tools/train.py')
     return parser.parse_args()
@@ -54,7 +63,10 @@ def main() -> None:
     result = pretrain_backbone(cfg, args.out, iters=args.iters,
                                batch_size=args.batch_size, lr=args.lr,
                                seed=args.seed,
-                               cosine_scale=args.cosine_scale)
+                               cosine_scale=args.cosine_scale,
+                               supcon_weight=args.supcon_weight,
+                               supcon_temperature=args.supcon_temperature,
+                               per_class=args.per_class)
     print('[pretrain] ' + json.dumps(
         {k: round(v, 4) if isinstance(v, float) else v
          for k, v in result.items()}))

@@ -16,7 +16,10 @@ They are cropped and resized like training queries
 :class:`~oneshot.datasets.transforms.ResizeQueryPatches`) with a random
 jitter of the box, and normalised by the model's data preprocessor
 settings. The head is a global average pool of the backbone's last output
-and one linear layer, dropped after training.
+and one linear layer, dropped after training. With ``supcon_weight > 0`` a
+supervised contrastive term (:func:`supervised_contrastive_loss`) on a
+small projection of the same pooled feature is added, over batches of
+``P`` classes x ``K`` crops; the projection is dropped as well.
 
 The result is a plain state dict of backbone keys (loadable with
 ``torch.load(weights_only=True)``); a config starts from it with::
@@ -123,6 +126,13 @@ class CropSampler:
         self.rng = random.Random(seed)
         self._images: Dict[str, np.ndarray] = {}
 
+    def _by_class(self) -> Dict[int, List[int]]:
+        if not hasattr(self, '_class_index'):
+            self._class_index: Dict[int, List[int]] = {}
+            for i, crop in enumerate(self.crops):
+                self._class_index.setdefault(crop[2], []).append(i)
+        return self._class_index
+
     def _image(self, path: str) -> np.ndarray:
         img = self._images.get(path)
         if img is None:
@@ -153,10 +163,29 @@ class CropSampler:
             patch = mmcv.imflip(patch, direction='horizontal')
         return patch
 
-    def batch(self, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, batch_size: int,
+              per_class: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
         """A random batch: ``(N, 3, size, size)`` normalised floats and
-        ``(N,)`` class indices."""
-        idx = [self.rng.randrange(len(self.crops)) for _ in range(batch_size)]
+        ``(N,)`` class indices.
+
+        ``per_class=1``: crops drawn uniformly. ``per_class=K > 1``:
+        ``batch_size // K`` distinct classes (drawn uniformly), ``K``
+        crops of each (with repeats if a class has fewer), so that every
+        crop has ``K - 1`` others of its class in the batch.
+        """
+        if per_class <= 1:
+            idx = [self.rng.randrange(len(self.crops))
+                   for _ in range(batch_size)]
+        else:
+            by_class = self._by_class()
+            labels = sorted(by_class)
+            num = min(len(labels), max(1, batch_size // per_class))
+            idx = []
+            for label in self.rng.sample(labels, num):
+                pool = by_class[label]
+                idx += ([self.rng.choice(pool) for _ in range(per_class)]
+                        if len(pool) < per_class
+                        else self.rng.sample(pool, per_class))
         patches = np.stack([self.crop(i) for i in idx])
         if self.bgr_to_rgb:
             patches = patches[..., ::-1]
@@ -167,6 +196,38 @@ class CropSampler:
         return x, y
 
 
+def supervised_contrastive_loss(z: torch.Tensor, labels: torch.Tensor,
+                                temperature: float = 0.1) -> torch.Tensor:
+    """Supervised contrastive loss over a batch (Khosla et al., 2020,
+    the variant that averages over the positives outside the log).
+
+    For each anchor ``i`` with at least one other sample of its label:
+    ``-mean_{p in P(i)} log(exp(s_ip) / sum_{a != i} exp(s_ia))`` with
+    ``s = cos(z_i, z_a) / temperature``; the mean over those anchors (0,
+    still in the graph, when no anchor has a positive).
+
+    Args:
+        z (Tensor): ``(N, D)`` embeddings (normalised here).
+        labels (Tensor): ``(N,)`` class indices.
+        temperature (float): Softmax temperature, > 0.
+    """
+    if temperature <= 0:
+        raise ValueError(f'temperature must be > 0, got {temperature}')
+    z = F.normalize(z, dim=1)
+    sim = z @ z.t() / temperature
+    n = z.shape[0]
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(self_mask, float('-inf'))
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~self_mask
+    num_pos = pos.sum(1)
+    has_pos = num_pos > 0
+    if not bool(has_pos.any()):
+        return z.sum() * 0.0
+    pos_log_prob = log_prob.masked_fill(~pos, 0.0).sum(1)
+    return -(pos_log_prob[has_pos] / num_pos[has_pos]).mean()
+
+
 class BackboneClassifier(nn.Module):
     """The backbone, a global average pool of its last output and a linear
     classifier over the seen classes; with ``cosine_scale > 0`` the logits
@@ -174,20 +235,35 @@ class BackboneClassifier(nn.Module):
     weight (no bias)."""
 
     def __init__(self, backbone: nn.Module, channels: int,
-                 num_classes: int, cosine_scale: float = 0.0) -> None:
+                 num_classes: int, cosine_scale: float = 0.0,
+                 proj_dims: int = 0) -> None:
         super().__init__()
         self.backbone = backbone
         self.fc = nn.Linear(channels, num_classes, bias=not cosine_scale)
         self.cosine_scale = cosine_scale
+        # The projection of the contrastive term (proj_dims > 0), as in
+        # SupCon: a two-layer MLP, dropped after pre-training.
+        self.proj = nn.Sequential(
+            nn.Linear(channels, channels), nn.ReLU(inplace=True),
+            nn.Linear(channels, proj_dims)) if proj_dims > 0 else None
+        self._pooled: Optional[torch.Tensor] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)
         last = feats[-1] if isinstance(feats, (list, tuple)) else feats
         pooled = F.adaptive_avg_pool2d(last, 1).flatten(1)
+        self._pooled = pooled
         if not self.cosine_scale:
             return self.fc(pooled)
         return self.cosine_scale * F.linear(
             F.normalize(pooled, dim=1), F.normalize(self.fc.weight, dim=1))
+
+    def projection(self) -> torch.Tensor:
+        """The projection of the pooled features of the last forward."""
+        if self.proj is None or self._pooled is None:
+            raise RuntimeError('projection() needs proj_dims > 0 and a '
+                               'forward pass first')
+        return self.proj(self._pooled)
 
 
 def _query_settings(cfg: Config) -> Tuple[int, float]:
@@ -204,6 +280,9 @@ def pretrain_backbone(cfg: Config, out: str, iters: int = 2000,
                       batch_size: int = 64, lr: float = 2e-3,
                       weight_decay: float = 0.05, seed: int = 0,
                       cosine_scale: float = 0.0,
+                      supcon_weight: float = 0.0,
+                      supcon_temperature: float = 0.1,
+                      per_class: int = 4,
                       log_every: int = 100,
                       log: Callable[[str], None] = print) -> Dict[str, float]:
     """Train ``cfg.model.backbone`` to classify seen-class crops and save
@@ -220,6 +299,14 @@ def pretrain_backbone(cfg: Config, out: str, iters: int = 2000,
         seed (int): Seed of the model initialisation and of the crops.
         cosine_scale (float): 0 (default) for a linear classifier, > 0 for
             a cosine one with this scale (see :class:`BackboneClassifier`).
+        supcon_weight (float): 0 (default): cross-entropy only. > 0: add
+            this weight x :func:`supervised_contrastive_loss` of a
+            projection (2-layer MLP to 64 dims) of the pooled feature,
+            over batches of ``batch_size // per_class`` classes x
+            ``per_class`` crops.
+        supcon_temperature (float): Its temperature.
+        per_class (int): Crops per class in a batch with the contrastive
+            term (ignored without it: crops are drawn uniformly).
         log_every (int): Log the mean loss/accuracy every so many steps.
         log (callable): Where log lines go.
 
@@ -249,8 +336,15 @@ def pretrain_backbone(cfg: Config, out: str, iters: int = 2000,
         probe = backbone(torch.zeros(1, 3, size, size))
     channels = (probe[-1] if isinstance(probe, (list, tuple))
                 else probe).shape[1]
+    if supcon_weight < 0:
+        raise ValueError(f'supcon_weight must be >= 0, got {supcon_weight}')
+    if supcon_weight and per_class < 2:
+        raise ValueError('the contrastive term needs per_class >= 2 crops '
+                         f'of a class in a batch, got {per_class}')
     model = BackboneClassifier(backbone, channels, len(classes),
-                               cosine_scale=cosine_scale)
+                               cosine_scale=cosine_scale,
+                               proj_dims=64 if supcon_weight else 0)
+    draw = per_class if supcon_weight else 1
     optim = torch.optim.AdamW(model.parameters(), lr=lr,
                               weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -263,9 +357,12 @@ def pretrain_backbone(cfg: Config, out: str, iters: int = 2000,
     first_loss = None
     model.train()
     for step in range(1, iters + 1):
-        x, y = sampler.batch(batch_size)
+        x, y = sampler.batch(batch_size, per_class=draw)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
+        if supcon_weight:
+            loss = loss + supcon_weight * supervised_contrastive_loss(
+                model.projection(), y, supcon_temperature)
         optim.zero_grad()
         loss.backward()
         optim.step()
@@ -288,7 +385,8 @@ def pretrain_backbone(cfg: Config, out: str, iters: int = 2000,
         state_dict=state,
         meta=dict(pretrained_on='seen-class crops', classes=list(classes),
                   iters=iters, batch_size=batch_size, seed=seed,
-                  crop_size=size)), out)
+                  crop_size=size, cosine_scale=cosine_scale,
+                  supcon_weight=supcon_weight)), out)
     return dict(first_loss=first_loss, last_loss=last_loss,
                 last_acc=last_acc, num_crops=len(crops),
                 num_classes=len(classes), seconds=time.time() - start)
