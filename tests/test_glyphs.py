@@ -193,6 +193,18 @@ def test_classes_and_split_by_block():
     assert glyph_split() == split  # stable
 
 
+def test_split_with_other_blocks_held_out():
+    split = glyph_split(unseen_blocks=('latin', 'greek'))
+    assert {GLYPH_BLOCKS[n] for n in split['unseen']} == {'latin', 'greek'}
+    assert 'cyrillic' in {GLYPH_BLOCKS[n] for n in split['seen']}
+    assert sorted(split['seen'] + split['unseen']) == sorted(CLASSES)
+    assert not set(split['seen']) & set(split['unseen'])
+    with pytest.raises(ValueError, match="'runic'"):
+        glyph_split(unseen_blocks=('latin', 'runic'))
+    with pytest.raises(ValueError, match='one or more'):
+        glyph_split(unseen_blocks=())
+
+
 def test_no_confusable_classes():
     chars = set(GLYPH_CHARS.values())
     for group in CONFUSABLE:

@@ -165,17 +165,32 @@ def glyph_classes() -> List[str]:
     return list(GLYPH_CLASSES)
 
 
-def glyph_split() -> Dict[str, List[str]]:
+def glyph_split(
+        unseen_blocks: Optional[Sequence[str]] = None) -> Dict[str, List[str]]:
     """Seen and unseen class names, split by block.
 
     Seen: the Latin, digit, punct, arrow, math and geometric blocks (149
     classes); unseen: the Greek, Cyrillic and misc-symbol blocks (80).
 
+    Args:
+        unseen_blocks (Sequence[str], optional): Other blocks to hold out
+            instead (names of :data:`BLOCKS`), for analysis splits such as
+            ``configs/quickstart/*-cyrillic-seen.py``; default the blocks
+            marked unseen.
+
     Returns:
         dict: ``seen`` and ``unseen``, lists of names in
         :func:`glyph_classes` order.
     """
-    unseen_blocks = {b.name for b in BLOCKS if b.unseen}
+    if unseen_blocks is None:
+        unseen_blocks = {b.name for b in BLOCKS if b.unseen}
+    else:
+        names = [b.name for b in BLOCKS]
+        unknown = sorted(set(unseen_blocks) - set(names))
+        if unknown or not unseen_blocks:
+            raise ValueError(f'unseen_blocks {list(unseen_blocks)}: give one '
+                             f'or more of the glyph blocks {names}.')
+        unseen_blocks = set(unseen_blocks)
     unseen = [n for n in GLYPH_CLASSES if GLYPH_BLOCKS[n] in unseen_blocks]
     seen = [n for n in GLYPH_CLASSES if GLYPH_BLOCKS[n] not in unseen_blocks]
     return dict(seen=seen, unseen=unseen)
