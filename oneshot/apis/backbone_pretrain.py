@@ -125,13 +125,10 @@ class CropSampler:
         self.flip_prob = flip_prob
         self.rng = random.Random(seed)
         self._images: Dict[str, np.ndarray] = {}
-
-    def _by_class(self) -> Dict[int, List[int]]:
-        if not hasattr(self, '_class_index'):
-            self._class_index: Dict[int, List[int]] = {}
-            for i, crop in enumerate(self.crops):
-                self._class_index.setdefault(crop[2], []).append(i)
-        return self._class_index
+        # Crop indices per class, for class-balanced batches.
+        self._by_class: Dict[int, List[int]] = {}
+        for i, crop in enumerate(crops):
+            self._by_class.setdefault(crop[2], []).append(i)
 
     def _image(self, path: str) -> np.ndarray:
         img = self._images.get(path)
@@ -177,7 +174,7 @@ class CropSampler:
             idx = [self.rng.randrange(len(self.crops))
                    for _ in range(batch_size)]
         else:
-            by_class = self._by_class()
+            by_class = self._by_class
             labels = sorted(by_class)
             num = min(len(labels), max(1, batch_size // per_class))
             idx = []
